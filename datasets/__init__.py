@@ -1,0 +1,1 @@
+"""Built-in data sets of sbirbench, installed as ``sbirbench.datasets``."""

@@ -1,0 +1,259 @@
+"""Benchmarks and suites from ``benchmarks.toml`` (read with tomllib).
+
+A malformed file is reported as ``path:line: problem``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sbirbench.errors import UserError
+from sbirbench.paths import repo_file
+
+ENV_FILE = "SBIRBENCH_BENCHMARKS"
+AP_CONVENTIONS = ("interpolated", "sklearn")
+_METRIC = re.compile(r"^(map|prec)@(all|[1-9][0-9]*)$")
+
+
+class BenchmarkFileError(UserError):
+    """``benchmarks.toml`` is malformed."""
+
+
+@dataclass(frozen=True)
+class PublishedRow:
+    """A published result to compare with."""
+
+    method: str
+    venue: str
+    metrics: dict[str, float]
+    hash_bits: int | None = None
+
+    @property
+    def label(self) -> str:
+        bits = f", {self.hash_bits}-bit" if self.hash_bits else ""
+        return f"{self.method} ({self.venue}{bits})"
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A data set, class split, metrics, AP convention and version."""
+
+    name: str
+    dataset: str
+    split: str
+    version: int
+    metrics: tuple[str, ...]
+    ap: str
+    description: str = ""
+    published: tuple[PublishedRow, ...] = ()
+
+
+@dataclass(frozen=True)
+class Suite:
+    """Methods x benchmarks x seeds, run by ``sbirbench bench``."""
+
+    name: str
+    methods: tuple[str, ...]
+    benchmarks: tuple[str, ...]
+    seeds: tuple[int, ...]
+    preset: str | None = None
+    overrides: tuple[str, ...] = ()
+    description: str = ""
+
+
+@dataclass
+class BenchmarkFile:
+    """The parsed file."""
+
+    path: Path
+    benchmarks: dict[str, Benchmark] = field(default_factory=dict)
+    suites: dict[str, Suite] = field(default_factory=dict)
+
+    def benchmark(self, name: str) -> Benchmark:
+        if name not in self.benchmarks:
+            available = ", ".join(self.benchmarks)
+            raise UserError(f"unknown benchmark '{name}' in {self.path}; available: {available}")
+        return self.benchmarks[name]
+
+    def suite(self, name: str) -> Suite:
+        if name not in self.suites:
+            available = ", ".join(self.suites) or "none"
+            raise UserError(f"unknown suite '{name}' in {self.path}; available: {available}")
+        return self.suites[name]
+
+    def find(self, dataset: str, split: str) -> Benchmark | None:
+        """The benchmark for a data set and class split, if one is defined."""
+        for bench in self.benchmarks.values():
+            if bench.dataset == dataset and bench.split == split:
+                return bench
+        return None
+
+
+def benchmarks_path() -> Path:
+    """``$SBIRBENCH_BENCHMARKS``, else the ``benchmarks.toml`` shipped with sbirbench."""
+    env = os.environ.get(ENV_FILE)
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise UserError(f"{ENV_FILE}={env}: no such file")
+        return path
+    found = repo_file("benchmarks.toml")
+    if found is None:
+        raise UserError(f"benchmarks.toml not found; set {ENV_FILE} to its path")
+    return found
+
+
+def load_benchmarks(path: str | os.PathLike[str] | None = None) -> BenchmarkFile:
+    """Parse and validate a benchmarks file."""
+    path = Path(path) if path is not None else benchmarks_path()
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        where = f"{path}:{match.group(1)}:{match.group(2)}" if match else str(path)
+        problem = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        raise BenchmarkFileError(f"{where}: {problem}") from None
+    parser = _Parser(path, text)
+    out = BenchmarkFile(path)
+    for name, table in _table(data.get("benchmarks", {}), parser, "benchmarks").items():
+        out.benchmarks[name] = parser.benchmark(name, table)
+    for name, table in _table(data.get("suites", {}), parser, "suites").items():
+        suite = parser.suite(name, table)
+        for bench in suite.benchmarks:
+            if bench not in out.benchmarks:
+                parser.fail(f"suites.{name}", f"benchmark '{bench}' is not defined")
+        out.suites[name] = suite
+    return out
+
+
+def _table(value: Any, parser: _Parser, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        parser.fail(where, "must be a table")
+    return value
+
+
+def parse_metric(name: str) -> str:
+    """Canonical lower-case metric name (``map@all``, ``map@K``, ``prec@K``)."""
+    canonical = name.strip().lower()
+    if not _METRIC.match(canonical) or canonical == "prec@all":
+        raise UserError(
+            f"unknown metric '{name}'; use map@all, map@K or prec@K (K a positive integer)"
+        )
+    return canonical
+
+
+class _Parser:
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+
+    def line_of(self, dotted: str) -> int:
+        """Line of the ``[dotted]`` table header (or a key naming its last part)."""
+        head = dotted.split(".")
+        patterns = [
+            re.compile(r"^\s*\[+\s*" + r"\s*\.\s*".join(re.escape(p) for p in head) + r"\s*\]"),
+            re.compile(r"^\s*" + re.escape(head[-1]) + r"\s*="),
+        ]
+        for pattern in patterns:
+            for number, line in enumerate(self.lines, start=1):
+                if pattern.search(line):
+                    return number
+        return 1
+
+    def fail(self, where: str, problem: str) -> None:
+        raise BenchmarkFileError(f"{self.path}:{self.line_of(where)}: [{where}] {problem}")
+
+    def get(self, table: dict[str, Any], where: str, key: str, kind: type | tuple[type, ...],
+            default: Any = ...) -> Any:
+        if key not in table:
+            if default is ...:
+                self.fail(where, f"missing key '{key}'")
+            return default
+        value = table[key]
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            kinds = kind if isinstance(kind, tuple) else (kind,)
+            names = " or ".join(k.__name__ for k in kinds)
+            self.fail(where, f"'{key}' must be {names}, got {value!r}")
+        return value
+
+    def metrics(self, where: str, values: list[Any]) -> tuple[str, ...]:
+        out = []
+        for value in values:
+            try:
+                out.append(parse_metric(str(value)))
+            except UserError as exc:
+                self.fail(where, str(exc))
+        return tuple(out)
+
+    def benchmark(self, name: str, table: Any) -> Benchmark:
+        where = f"benchmarks.{name}"
+        if not isinstance(table, dict):
+            self.fail(where, "must be a table")
+        known = {"dataset", "split", "version", "metrics", "ap", "description", "published"}
+        for key in table:
+            if key not in known:
+                self.fail(where, f"unknown key '{key}'; valid keys: {', '.join(sorted(known))}")
+        ap = self.get(table, where, "ap", str, "interpolated")
+        if ap not in AP_CONVENTIONS:
+            self.fail(where, f"'ap' must be one of {', '.join(AP_CONVENTIONS)}, got '{ap}'")
+        metrics = self.metrics(where, self.get(table, where, "metrics", list))
+        if not metrics:
+            self.fail(where, "'metrics' is empty")
+        published = []
+        for row in self.get(table, where, "published", list, []):
+            if not isinstance(row, dict):
+                self.fail(where, "each 'published' entry must be an inline table")
+            values = {k: v for k, v in row.items() if k not in ("method", "venue", "hash_bits")}
+            for key, value in values.items():
+                if not isinstance(value, int | float) or isinstance(value, bool):
+                    self.fail(where, f"published value {key}={value!r} must be a number")
+            published.append(PublishedRow(
+                method=self.get(row, where, "method", str),
+                venue=self.get(row, where, "venue", str, ""),
+                metrics=dict(zip(self.metrics(where, list(values)), map(float, values.values()),
+                                 strict=True)),
+                hash_bits=self.get(row, where, "hash_bits", int, None),
+            ))
+        return Benchmark(
+            name=name,
+            dataset=self.get(table, where, "dataset", str),
+            split=self.get(table, where, "split", str),
+            version=self.get(table, where, "version", int),
+            metrics=metrics,
+            ap=ap,
+            description=self.get(table, where, "description", str, ""),
+            published=tuple(published),
+        )
+
+    def suite(self, name: str, table: Any) -> Suite:
+        where = f"suites.{name}"
+        if not isinstance(table, dict):
+            self.fail(where, "must be a table")
+        known = {"methods", "benchmarks", "seeds", "preset", "set", "description"}
+        for key in table:
+            if key not in known:
+                self.fail(where, f"unknown key '{key}'; valid keys: {', '.join(sorted(known))}")
+        seeds = self.get(table, where, "seeds", list, [0])
+        if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+            self.fail(where, "'seeds' must be a list of integers")
+        lists = {}
+        for key in ("methods", "benchmarks", "set"):
+            values = self.get(table, where, key, list, [] if key == "set" else ...)
+            if not all(isinstance(v, str) for v in values):
+                self.fail(where, f"'{key}' must be a list of strings")
+            lists[key] = tuple(values)
+        return Suite(
+            name=name,
+            methods=lists["methods"],
+            benchmarks=lists["benchmarks"],
+            seeds=tuple(seeds),
+            preset=self.get(table, where, "preset", str, None),
+            overrides=lists["set"],
+            description=self.get(table, where, "description", str, ""),
+        )

@@ -1,0 +1,33 @@
+"""Where sbirbench keeps caches and finds its shipped files."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+def cache_dir(*parts: str) -> Path:
+    """The user cache folder (``$SBIRBENCH_CACHE``, else ``$XDG_CACHE_HOME/sbirbench``,
+    else ``~/.cache/sbirbench``), joined with ``parts`` and created."""
+    root = os.environ.get("SBIRBENCH_CACHE")
+    if root:
+        base = Path(root)
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        base = (Path(xdg) if xdg else Path.home() / ".cache") / "sbirbench"
+    path = base.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def repo_file(name: str) -> Path | None:
+    """A top-level file of the source tree (editable installs) or of ``share/sbirbench``
+    (wheel installs), or ``None`` when neither exists."""
+    here = Path(__file__).resolve().parent.parent / name
+    if here.is_file():
+        return here
+    shared = Path(sys.prefix) / "share" / "sbirbench" / name
+    if shared.is_file():
+        return shared
+    return None

@@ -1,0 +1,61 @@
+"""The CLI skeleton: help, version, list, plugins, errors; once as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from sbirbench import __version__
+from sbirbench.cli import cli
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_version_and_help():
+    assert invoke("--version").output.strip() == f"sbirbench, version {__version__}"
+    result = invoke("--help")
+    assert result.exit_code == 0
+    assert "list" in result.output and "plugins" in result.output
+
+
+def test_list_shows_builtin_plugins():
+    result = invoke("list", "datasets")
+    assert result.exit_code == 0
+    assert "synthetic" in result.output and "Embedded shapes" in result.output
+    payload = json.loads(invoke("list", "--json").output)
+    assert set(payload) == {"methods", "datasets", "backbones"}
+    assert payload["datasets"][0]["plugin"] == "datasets"
+
+
+def test_plugins_shows_origin_version_and_hooks():
+    rows = json.loads(invoke("plugins", "--json").output)
+    builtin = {row["name"]: row for row in rows}["datasets"]
+    assert builtin["source"] == "entry point" and builtin["distribution"] == "sbirbench"
+    assert builtin["version"] == __version__
+    assert "register_datasets" in builtin["hooks"]
+
+
+def test_help_does_not_import_torch_or_timm():
+    code = (
+        "import sys\n"
+        "from sbirbench.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'timm', 'numpy') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_real_subprocess_errors_are_one_line():
+    ok = subprocess.run([sys.executable, "-m", "sbirbench", "list", "datasets"],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0 and "synthetic" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "sbirbench", "list", "gizmos"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert "Traceback" not in bad.stderr and "Invalid value" in bad.stderr

@@ -1,0 +1,157 @@
+"""Plugin loading: entry points, allow-list, broken plugins, hooks from test modules."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from importlib.metadata import EntryPoint
+from pathlib import Path
+
+import pytest
+
+import sbirbench
+from sbirbench import plugins as plugins_module
+from sbirbench.testing import ToyDataset, registered_plugin
+
+
+class ToyPlugin:
+    @sbirbench.hookimpl
+    def register_datasets(self, register):
+        register("toy", ToyDataset, description="A toy data set\nsecond line ignored")
+
+
+def test_builtin_plugins_come_from_entry_points(fresh_plugins):
+    loaded = fresh_plugins.get_plugins()
+    assert loaded.infos["datasets"].source == "entry point"
+    assert loaded.infos["datasets"].distribution == "sbirbench"
+    assert "synthetic" in loaded.datasets
+    assert loaded.datasets.get("synthetic").origin == "datasets"
+    assert "register_datasets" in loaded.hooks_of("datasets")
+
+
+def test_plugin_registered_from_a_test_module(fresh_plugins):
+    with registered_plugin(ToyPlugin(), "toy-plugin") as loaded:
+        entry = loaded.datasets.get("toy")
+        assert entry.origin == "toy-plugin"
+        assert entry.description == "A toy data set"
+        assert entry.load() is ToyDataset
+    assert "toy" not in fresh_plugins.get_plugins().datasets
+
+
+def test_collision_with_a_builtin_names_both(fresh_plugins):
+    class Clash:
+        @sbirbench.hookimpl
+        def register_datasets(self, register):
+            register("synthetic", "elsewhere:Synthetic")
+
+    with registered_plugin(Clash(), "clash") as loaded, pytest.raises(
+        sbirbench.errors.UserError, match=r"registered twice: by plugin '(datasets|clash)'"
+    ):
+        loaded.datasets  # noqa: B018
+
+
+def _fake_entry_points(*eps: EntryPoint):
+    real = plugins_module.entry_points
+
+    def fake(group: str):
+        return list(real(group=group)) + list(eps)
+
+    return fake
+
+
+def test_broken_plugin_is_skipped_with_a_warning(monkeypatch):
+    broken = EntryPoint("broken", "no_such_module_xyz", "sbirbench")
+    monkeypatch.setattr(plugins_module, "entry_points", _fake_entry_points(broken))
+    loaded = plugins_module.load_plugins()
+    assert "broken" not in loaded.infos
+    assert any("'broken'" in w and "ModuleNotFoundError" in w for w in loaded.warnings)
+    assert "synthetic" in loaded.datasets  # the others still load
+    with pytest.raises(ModuleNotFoundError):
+        plugins_module.load_plugins(debug=True)
+
+
+def test_misspelt_hook_is_rejected_by_check_pending(monkeypatch, tmp_path):
+    (tmp_path / "typo_plugin_mod.py").write_text(
+        "import sbirbench\n@sbirbench.hookimpl\ndef register_method(register):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    typo = EntryPoint("typo", "typo_plugin_mod", "sbirbench")
+    monkeypatch.setattr(plugins_module, "entry_points", _fake_entry_points(typo))
+    loaded = plugins_module.load_plugins()
+    assert "typo" not in loaded.infos
+    assert any("'typo' was skipped" in w and "register_method" in w for w in loaded.warnings)
+
+
+def test_allow_list_limits_entry_points(monkeypatch):
+    monkeypatch.setenv("SBIRBENCH_LOAD_PLUGINS", "")
+    assert plugins_module.load_plugins().infos == {}
+    monkeypatch.setenv("SBIRBENCH_LOAD_PLUGINS", "datasets, nothing-called-this")
+    loaded = plugins_module.load_plugins()
+    assert set(loaded.infos) == {"datasets"}
+    assert any("'nothing-called-this'" in w for w in loaded.warnings)
+    monkeypatch.setenv("SBIRBENCH_LOAD_PLUGINS", "sbirbench")  # a distribution name
+    assert "datasets" in plugins_module.load_plugins().infos
+
+
+PLUGIN_PYPROJECT = """
+[build-system]
+requires = ["setuptools>=68"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "sbirbench-hello"
+version = "1.2.3"
+
+[project.entry-points.sbirbench]
+hello = "sbirbench_hello"
+"""
+
+PLUGIN_MODULE = '''
+import click
+import sbirbench
+
+
+@sbirbench.hookimpl
+def register_methods(register):
+    register("hello", "sbirbench_hello.method:Hello", description="Says hello")
+
+
+@sbirbench.hookimpl
+def register_commands(cli):
+    @cli.command()
+    def hello():
+        """Print a greeting."""
+        click.echo("hello from a plugin")
+'''
+
+
+@pytest.mark.slow
+def test_pip_installed_plugin_shows_up(tmp_path):
+    """A real distribution, built and pip-installed: its method and command appear."""
+    src = tmp_path / "src"
+    (src / "sbirbench_hello").mkdir(parents=True)
+    (src / "pyproject.toml").write_text(PLUGIN_PYPROJECT)
+    (src / "sbirbench_hello" / "__init__.py").write_text(textwrap.dedent(PLUGIN_MODULE))
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--no-index", "--target", str(target), str(src)],
+        check=True, capture_output=True,
+    )
+    env = {**__import__("os").environ, "PYTHONPATH": str(target)}
+    cli = [sys.executable, "-m", "sbirbench"]
+    listing = subprocess.run([*cli, "list", "methods", "--json"], env=env, check=True,
+                             capture_output=True, text=True)
+    methods = {m["name"]: m for m in json.loads(listing.stdout)["methods"]}
+    assert methods["hello"]["plugin"] == "hello"
+    assert methods["hello"]["description"] == "Says hello"
+    shown = subprocess.run([*cli, "plugins", "--json"], env=env, check=True,
+                           capture_output=True, text=True)
+    info = {p["name"]: p for p in json.loads(shown.stdout)}["hello"]
+    assert info["distribution"] == "sbirbench-hello" and info["version"] == "1.2.3"
+    assert info["hooks"] == ["register_commands", "register_methods"]
+    greeted = subprocess.run([*cli, "hello"], env=env, check=True, capture_output=True, text=True)
+    assert greeted.stdout.strip() == "hello from a plugin"
+    assert Path(target).is_dir()
