@@ -1,0 +1,17 @@
+"""The built-in backbone plugin (entry point ``sbirbench = backbones``)."""
+
+from sbirbench import hookimpl
+from sbirbench.hookspecs import Register
+
+
+@hookimpl
+def register_backbones(register: Register) -> None:
+    register("vit_tokens", "sbirbench.backbones.vit_tokens:VitTokens", aliases=("vit_small_fd",),
+             description="timm ViT with extra learned tokens (TVT/PSKD vit_small_fd); "
+                         "default ViT-S/8 at 224 px")
+    register("vit_tokens_tiny", "sbirbench.backbones.vit_tokens:VitTokensTiny",
+             description="vit_tokens at CPU size: 64 px, patch 8, width 128, depth 4")
+    register("timm", "sbirbench.backbones.timm_adapter:TimmBackbone",
+             description="any timm.create_model name, pooled features (timm:NAME)")
+    register("timm_tiny", "sbirbench.backbones.timm_adapter:TimmTiny",
+             description="timm resnet10t at 64 px, a small CNN for CPU runs")

@@ -1,0 +1,176 @@
+"""Pretrained weights: timm's hub download (cache first) and local files.
+
+Local files are read with ``torch.load(weights_only=True)`` (no arbitrary unpickling) or
+safetensors. Wrapped checkpoints are unwrapped: DINO's ``teacher``/``student`` entries,
+``model``/``state_dict``, and ``module.``/``backbone.``/``_orig_mod.`` key prefixes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from sbirbench.console import output
+from sbirbench.errors import UserError
+
+#: Preferred entries of a wrapped checkpoint, in order (DINO keeps the teacher for eval).
+WRAPPER_KEYS = ("teacher", "student", "model", "state_dict", "module", "network")
+PREFIXES = ("module.", "_orig_mod.", "backbone.")
+HUB_HOST = "huggingface.co"
+
+
+def read_state_dict(path: str | Path, key: str | None = None) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint file, unwrapped, with training prefixes removed."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise UserError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state: Any = load_file(str(path))
+    else:
+        try:
+            # DINO training checkpoints carry their argparse.Namespace; that one plain
+            # container is allowed, every other non-tensor object is refused.
+            with torch.serialization.safe_globals([argparse.Namespace]):
+                state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise UserError(
+                f"{path} holds pickled objects that weights-only loading refuses "
+                f"({str(exc).splitlines()[0][:120]}); re-save it as a plain state dict"
+            ) from None
+        except (RuntimeError, EOFError, OSError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UserError(f"cannot read weights file {path}: {reason}") from None
+    state = _unwrap(state, key, path)
+    return _strip_prefixes(state)
+
+
+def _unwrap(state: Any, key: str | None, path: Path) -> dict[str, torch.Tensor]:
+    if key is not None:
+        if not isinstance(state, dict) or key not in state:
+            keys = ", ".join(list(state)[:8]) if isinstance(state, dict) else type(state).__name__
+            raise UserError(f"{path} has no entry '{key}' (top-level keys: {keys})")
+        state = state[key]
+    while isinstance(state, dict) and not any(isinstance(v, torch.Tensor) for v in state.values()):
+        for candidate in WRAPPER_KEYS:
+            if isinstance(state.get(candidate), dict):
+                state = state[candidate]
+                break
+        else:
+            keys = ", ".join(list(state)[:8])
+            raise UserError(f"{path} holds no state dict (top-level keys: {keys}); "
+                            "name the entry with weights_key=...")
+    if not isinstance(state, dict):
+        raise UserError(f"{path} does not hold a state dict")
+    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop wrapper prefixes; where some keys are under ``backbone.`` (DINO, TVT, PSKD),
+    keep only those (the rest are heads)."""
+    for prefix in PREFIXES:
+        if prefix == "backbone." and any(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        else:
+            state = {k.removeprefix(prefix): v for k, v in state.items()}
+    return state
+
+
+@dataclass
+class LoadReport:
+    """What loading a state dict into a module did."""
+
+    source: str
+    loaded: int
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        text = f"loaded {self.loaded} tensors from {self.source}"
+        if self.missing:
+            text += f"; missing {len(self.missing)} ({', '.join(self.missing[:4])}"
+            text += ", ...)" if len(self.missing) > 4 else ")"
+        if self.unexpected:
+            text += f"; unexpected {len(self.unexpected)} ({', '.join(self.unexpected[:4])}"
+            text += ", ...)" if len(self.unexpected) > 4 else ")"
+        return text
+
+
+def load_into(module: nn.Module, state: dict[str, torch.Tensor], source: str,
+              *, ignore: tuple[str, ...] = ()) -> LoadReport:
+    """Load what fits, report the rest; a file that fits nothing (or with wrong shapes)
+    is an error that names the mismatch."""
+    own = module.state_dict()
+    shapes = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    if shapes:
+        k = shapes[0]
+        raise UserError(f"{source} does not fit: '{k}' is {tuple(state[k].shape)} in the file but "
+                        f"{tuple(own[k].shape)} in the model ({len(shapes)} tensors differ)")
+    result = module.load_state_dict(state, strict=False)
+    unexpected = [k for k in result.unexpected_keys if not k.startswith(ignore)]
+    report = LoadReport(source, len(state) - len(result.unexpected_keys),
+                        list(result.missing_keys), unexpected)
+    if report.loaded == 0:
+        raise UserError(f"{source} does not fit this model: none of its {len(state)} tensors "
+                        f"match (first keys: {', '.join(list(state)[:3])})")
+    output().info(f"[dim]{report.summary()}[/dim]")
+    return report
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    try:
+        with socket.create_connection((HUB_HOST, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def timm_pretrained(name: str, **kwargs: Any) -> nn.Module:
+    """``timm.create_model(name, pretrained=True)``: from the local hub cache if the weights
+    are there, else downloaded; without a connection, one clear error (not a minute of
+    retries)."""
+    import huggingface_hub.constants as hub
+    import timm
+
+    offline = hub.HF_HUB_OFFLINE
+    hub.HF_HUB_OFFLINE = True  # cache only: fast, and works without a network
+    try:
+        return timm.create_model(name, pretrained=True, **kwargs)
+    except Exception:
+        pass
+    finally:
+        hub.HF_HUB_OFFLINE = offline
+    if offline or not _hub_reachable():
+        raise UserError(
+            f"cannot download pretrained weights for '{name}' ({HUB_HOST} is unreachable and "
+            "they are not in the local cache); download them elsewhere and pass "
+            "--set backbone.weights=PATH"
+        )
+    try:
+        return timm.create_model(name, pretrained=True, **kwargs)
+    except Exception as exc:
+        raise UserError(f"downloading pretrained weights for '{name}' failed: "
+                        f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}; "
+                        "pass --set backbone.weights=PATH instead") from None
+
+
+def check_timm_model(name: str) -> None:
+    """A one-line error, with suggestions, for a name timm does not know."""
+    import difflib
+
+    import timm
+
+    if timm.is_model(name):
+        return
+    base = name.split(".")[0]
+    close = difflib.get_close_matches(base, timm.list_models(), n=3, cutoff=0.7)
+    hint = f"; did you mean {' or '.join(close)}?" if close else " (see timm.list_models())"
+    raise UserError(f"timm has no model '{name}'{hint}")

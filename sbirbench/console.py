@@ -1,0 +1,70 @@
+"""The console: rich output on rank 0 only, quiet and JSON-lines modes for batch jobs."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+
+MODES = ("rich", "quiet", "jsonl")
+
+
+def process_rank() -> int:
+    """This process's global rank under torchrun (0 when not distributed)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+class Output:
+    """Where sbirbench talks to the user. Non-zero ranks stay silent."""
+
+    def __init__(self, mode: str = "rich") -> None:
+        self.mode = mode if mode in MODES else "rich"
+        self.active = process_rank() == 0
+        quiet = not self.active or self.mode != "rich"
+        self.console = Console(stderr=True, quiet=quiet, highlight=False)
+
+    def info(self, message: str, **fields: Any) -> None:
+        """A line for people (rich mode) or an event record (jsonl mode)."""
+        if not self.active:
+            return
+        if self.mode == "jsonl":
+            self.event("info", message=message, **fields)
+        else:
+            self.console.print(message)
+
+    def warn(self, message: str) -> None:
+        """Warnings show in every mode except on non-zero ranks."""
+        if not self.active:
+            return
+        if self.mode == "jsonl":
+            self.event("warning", message=message)
+        else:
+            print(f"warning: {message}", file=sys.stderr)
+
+    def event(self, kind: str, **fields: Any) -> None:
+        """One JSON line on stdout (jsonl mode only)."""
+        if self.active and self.mode == "jsonl":
+            print(json.dumps({"event": kind, "time": round(time.time(), 3), **fields},
+                             default=str), flush=True)
+
+
+_output: Output | None = None
+
+
+def output() -> Output:
+    """The process-wide output (rich mode unless :func:`set_output` changed it)."""
+    global _output
+    if _output is None:
+        _output = Output()
+    return _output
+
+
+def set_output(mode: str) -> Output:
+    """Switch the process-wide output mode."""
+    global _output
+    _output = Output(mode)
+    return _output
