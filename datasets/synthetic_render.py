@@ -19,7 +19,7 @@ CLASSES = tuple(f"{body}_{part}" for body in BODIES for part in PARTS)
 #: One unseen combination per body; each part is still seen with at least three bodies.
 UNSEEN = ("circle_antennae", "square_legs", "triangle_handle", "star_wheels", "hexagon_antennae")
 SUPERSAMPLE = 2
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 Stroke = tuple[np.ndarray, bool]  # (points (N, 2) in unit coordinates, closed?)
 
@@ -49,20 +49,20 @@ def _part(name: str, body: np.ndarray) -> list[Stroke]:
     right = body[:, 0].max()
     if name == "antennae":
         return [
-            (np.array([[-0.08, top + 0.02], [-0.2, top - 0.16]]), False),
-            (np.array([[0.08, top + 0.02], [0.2, top - 0.16]]), False),
-            (_ring(10, 0.035) + [-0.2, top - 0.19], True),
-            (_ring(10, 0.035) + [0.2, top - 0.19], True),
+            (np.array([[-0.08, top + 0.02], [-0.22, top - 0.2]]), False),
+            (np.array([[0.08, top + 0.02], [0.22, top - 0.2]]), False),
+            (_ring(10, 0.05) + [-0.22, top - 0.24], True),
+            (_ring(10, 0.05) + [0.22, top - 0.24], True),
         ]
     if name == "legs":
-        return [(np.array([[x, bottom - 0.02], [x * 1.2, bottom + 0.18]]), False)
-                for x in (-0.16, 0.0, 0.16)]
+        return [(np.array([[x, bottom - 0.02], [x * 1.3, bottom + 0.24]]), False)
+                for x in (-0.17, 0.0, 0.17)]
     if name == "handle":
         angles = np.linspace(-math.pi / 2, math.pi / 2, 14)
-        arc = np.stack([np.cos(angles) * 0.16 + right - 0.03, np.sin(angles) * 0.15], axis=1)
+        arc = np.stack([np.cos(angles) * 0.2 + right - 0.03, np.sin(angles) * 0.19], axis=1)
         return [(arc, False)]
     if name == "wheels":
-        return [(_ring(16, 0.075) + [x, bottom + 0.07], True) for x in (-0.15, 0.15)]
+        return [(_ring(16, 0.1) + [x, bottom + 0.09], True) for x in (-0.17, 0.17)]
     raise ValueError(name)
 
 
@@ -78,7 +78,7 @@ def _pose(rng: np.random.Generator, size: int, scale_range: tuple[float, float])
     angle = rng.uniform(-0.45, 0.45)
     scale = rng.uniform(*scale_range) * size
     stretch = rng.uniform(0.85, 1.15)
-    shift = rng.uniform(-0.08, 0.08, size=2) * size + size / 2
+    shift = rng.uniform(-0.06, 0.06, size=2) * size + size / 2
     c, s = math.cos(angle), math.sin(angle)
     linear = np.array([[c, -s], [s, c]]) @ np.diag([scale * stretch, scale / stretch])
     return np.concatenate([linear, shift[:, None]], axis=1)
@@ -126,13 +126,13 @@ def render_photo(class_name: str, rng: np.random.Generator, size: int) -> np.nda
             draw.rectangle(box, outline=color, width=SUPERSAMPLE)
 
     body, parts = class_strokes(class_name)
-    pose = _pose(rng, big, (0.85, 1.25))
+    pose = _pose(rng, big, (0.7, 0.95))
     colors = rng.integers(0, 256, size=(3, 3))
     mask = Image.new("L", (big, big), 0)
     ImageDraw.Draw(mask).polygon(_apply(pose, body), fill=255)
     canvas.paste(Image.fromarray(_texture(rng, big, colors[:2])), (0, 0), mask)
     part_color = tuple(int(v) for v in colors[2])
-    width = int(rng.integers(2, 4)) * SUPERSAMPLE
+    width = int(rng.integers(3, 5)) * SUPERSAMPLE
     for points, closed in parts:
         xy = _apply(pose, points)
         if closed:
@@ -166,7 +166,7 @@ def render_sketch(class_name: str, rng: np.random.Generator, size: int) -> np.nd
     canvas = Image.new("L", (big, big), 255)
     draw = ImageDraw.Draw(canvas)
     body, parts = class_strokes(class_name)
-    pose = _pose(rng, big, (0.8, 1.2))
+    pose = _pose(rng, big, (0.7, 0.95))
     strokes: list[Stroke] = [(body, True), *parts]
     if rng.random() < 0.35:  # a second, overlapping pass over the outline
         strokes.append((body * rng.uniform(0.97, 1.03), True))

@@ -6,9 +6,11 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 MODES = ("rich", "quiet", "jsonl")
 
@@ -26,11 +28,22 @@ class Output:
         self.active = process_rank() == 0
         quiet = not self.active or self.mode != "rich"
         self.console = Console(stderr=True, quiet=quiet, highlight=False)
+        self.log_path: Path | None = None
+
+    def attach_log(self, path: Path) -> None:
+        """Also append every message, as plain text, to ``path`` (rank 0)."""
+        self.log_path = path if self.active else None
+
+    def _log(self, message: str) -> None:
+        if self.log_path is not None:
+            with open(self.log_path, "a") as handle:
+                handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {Text.from_markup(message)}\n")
 
     def info(self, message: str, **fields: Any) -> None:
         """A line for people (rich mode) or an event record (jsonl mode)."""
         if not self.active:
             return
+        self._log(message)
         if self.mode == "jsonl":
             self.event("info", message=message, **fields)
         else:
@@ -40,6 +53,7 @@ class Output:
         """Warnings show in every mode except on non-zero ranks."""
         if not self.active:
             return
+        self._log(f"warning: {message}")
         if self.mode == "jsonl":
             self.event("warning", message=message)
         else:

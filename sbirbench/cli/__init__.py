@@ -25,6 +25,10 @@ DEBUG_ENV = "SBIRBENCH_DEBUG"
 COMMANDS: dict[str, str] = {
     "list": "sbirbench.cli.listing:list_command",
     "plugins": "sbirbench.cli.listing:plugins_command",
+    "run": "sbirbench.cli.run:run_command",
+    "eval": "sbirbench.cli.evaluate:eval_command",
+    "leaderboard": "sbirbench.cli.leaderboard:leaderboard_command",
+    "compare": "sbirbench.cli.leaderboard:compare_command",
 }
 
 

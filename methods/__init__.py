@@ -1,0 +1,1 @@
+"""Built-in methods of sbirbench, installed as ``sbirbench.methods``."""

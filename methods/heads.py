@@ -1,0 +1,57 @@
+"""A backbone with the TVT/PSKD fusion head: MLP, L2 normalisation, linear classifier."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class FusionHead(nn.Module):
+    """MLP ``in -> hidden -> hidden -> out`` (GELU), L2-normalised, then a linear classifier
+    over the seen classes; its weight rows are the class prototypes."""
+
+    def __init__(self, in_dim: int, num_classes: int, hidden: int = 2048, out: int = 256) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden),
+                                 nn.GELU(), nn.Linear(hidden, out))
+        self.classifier = nn.Linear(out, num_classes)
+        for layer in self.mlp:
+            if isinstance(layer, nn.Linear):  # DINO's head initialisation
+                nn.init.trunc_normal_(layer.weight, std=0.02)
+                nn.init.zeros_(layer.bias)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(logits, embedding)``; the embedding is L2-normalised."""
+        embedding = F.normalize(self.mlp(x), dim=-1)
+        return self.classifier(embedding), embedding
+
+
+class HeadedBackbone(nn.Module):
+    """A backbone and a fusion head on one of its named features."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int, *, feature: str | None = None,
+                 hidden: int = 2048, out: int = 256) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.feature = feature or backbone.default_feature
+        if self.feature not in backbone.feature_names:
+            from sbirbench.errors import UserError
+
+            raise UserError(f"the backbone has no feature '{self.feature}'; it has "
+                            f"{', '.join(backbone.feature_names)}")
+        self.head = FusionHead(backbone.feature_dim, num_classes, hidden, out)
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Backbone features plus ``logits`` and ``embedding`` of the head."""
+        features = self.backbone(images)
+        logits, embedding = self.head(features[self.feature])
+        return {**features, "logits": logits, "embedding": embedding}
+
+    def embed(self, images: torch.Tensor, what: str = "feature") -> torch.Tensor:
+        """L2-normalised retrieval features: the raw backbone feature, or the head's."""
+        if what == "head":
+            return self(images)["embedding"]
+        features = self.backbone(images)
+        name = self.feature if what == "feature" else what
+        return F.normalize(features[name].float(), dim=-1)

@@ -1,0 +1,28 @@
+"""Losses shared by the built-in methods."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def label_smoothed_ce(logits: torch.Tensor, target: torch.Tensor,
+                      smoothing: float = 0.1) -> torch.Tensor:
+    """Cross-entropy against ``1 - smoothing`` on the target and ``smoothing / (C - 1)`` on
+    every other class, averaged over rows.
+
+    This is the TVT/PSKD definition; ``F.cross_entropy(label_smoothing=e)`` instead puts
+    ``e / C`` on every class (the target included), a different distribution.
+    """
+    log_prob = F.log_softmax(logits.float(), dim=-1)
+    classes = log_prob.shape[-1]
+    if classes == 1:
+        return -log_prob[:, 0].mean()
+    weight = torch.full_like(log_prob, smoothing / (classes - 1))
+    weight.scatter_(-1, target[:, None], 1.0 - smoothing)
+    return -(weight * log_prob).sum(-1).mean()
+
+
+def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
+    """``mean_i sum_c -p_ic log softmax(z_i)_c`` (no gradient flows into ``target_probs``)."""
+    return -(target_probs.detach() * F.log_softmax(logits.float(), dim=-1)).sum(-1).mean()

@@ -1,0 +1,12 @@
+"""The built-in method plugin (entry point ``sbirbench = methods``)."""
+
+from sbirbench import hookimpl
+from sbirbench.hookspecs import Register
+
+
+@hookimpl
+def register_methods(register: Register) -> None:
+    register("pretrained", "sbirbench.methods.pretrained:Pretrained",
+             description="No training: features of the (pretrained) backbone")
+    register("ce", "sbirbench.methods.ce:CE",
+             description="Fine-tune with label-smoothed cross-entropy (PSKD's teacher stage alone)")

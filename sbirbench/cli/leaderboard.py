@@ -1,0 +1,72 @@
+"""``sbirbench leaderboard`` and ``sbirbench compare``: tables from stored results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from sbirbench.leaderboard import FORMATS
+
+
+@click.command("leaderboard")
+@click.option("--benchmark", help="Only this benchmark.")
+@click.option("--runs", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
+              help="Folder searched for result.json files.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="rich", show_default=True)
+@click.option("--hashed", is_flag=True, help="Binary-code (--hash-bits) results instead.")
+def leaderboard_command(benchmark: str | None, runs: Path, fmt: str, hashed: bool) -> None:
+    """Leaderboards from stored results: one table per benchmark version, mean ± std
+    over seeds, published numbers marked †."""
+    from sbirbench.benchmarks import load_benchmarks
+    from sbirbench.errors import UserError
+    from sbirbench.leaderboard import build_boards, render
+    from sbirbench.results import find_results
+
+    if not runs.is_dir():
+        raise UserError(f"no results folder {runs} (run something first, or pass --runs DIR)")
+    results = [r for _, r in find_results(runs) if r.get("kind") != "evaluation"]
+    boards = build_boards(results, load_benchmarks(), benchmark, hashed)
+    if not boards:
+        where = f" for benchmark {benchmark}" if benchmark else ""
+        raise UserError(f"no results{where} under {runs}")
+    click.echo(render(boards, fmt).rstrip())
+
+
+@click.command("compare")
+@click.argument("run_a", type=click.Path(path_type=Path))
+@click.argument("run_b", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["rich", "json"]), default="rich",
+              show_default=True)
+def compare_command(run_a: Path, run_b: Path, fmt: str) -> None:
+    """Metric deltas (B - A) and configuration differences of two runs (folders or
+    result.json files)."""
+    from sbirbench.leaderboard import compare
+    from sbirbench.results import read_result
+
+    diff = compare(read_result(run_a), read_result(run_b))
+    if fmt == "json":
+        click.echo(json.dumps(diff, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"A = {diff['a']}   B = {diff['b']}", title_justify="left")
+    for column in ("metric", "A", "B", "B - A"):
+        table.add_column(column, justify="right" if column != "metric" else "left")
+    for metric, d in diff["metrics"].items():
+        color = "green" if d["delta"] > 0 else "red" if d["delta"] < 0 else ""
+        table.add_row(metric, f"{d['a']:.4f}", f"{d['b']:.4f}",
+                      f"[{color}]{d['delta']:+.4f}[/{color}]" if color else "0")
+    console.print(table)
+    if diff["config"]:
+        changes = Table(title="configuration differences", title_justify="left")
+        for column in ("key", "A", "B"):
+            changes.add_column(column)
+        for key, d in diff["config"].items():
+            changes.add_row(key, str(d["a"]), str(d["b"]))
+        console.print(changes)
+    else:
+        console.print("same configuration")

@@ -1,0 +1,135 @@
+"""One code path for 1..N processes: torchrun's environment, DDP helpers, the launcher.
+
+``sbirbench run --nproc N`` starts N workers with PyTorch's own launcher
+(``torch.distributed.run``); an external ``torchrun ... -m sbirbench run ...`` (one or
+many nodes) reaches the same code. NCCL on GPUs, gloo on the CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from sbirbench.errors import UserError
+
+
+@dataclass(frozen=True)
+class Context:
+    """This process's place in the job."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+
+def launched_by_torchrun() -> bool:
+    """Whether torchrun (or an equivalent launcher) set up this process."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def setup(device: str) -> Context:
+    """Initialise the process group when launched by torchrun; pick this rank's device."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for, but no CUDA device is available")
+    if not launched_by_torchrun() or int(os.environ["WORLD_SIZE"]) == 1:
+        return Context(device=torch.device("cuda" if device == "cuda" else "cpu"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "cuda":
+        torch.cuda.set_device(local_rank)
+        target = torch.device("cuda", local_rank)
+    else:
+        target = torch.device("cpu")
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device == "cuda" else "gloo",
+                                device_id=target if device == "cuda" else None)
+    return Context(dist.get_rank(), dist.get_world_size(), local_rank, target)
+
+
+def teardown(context: Context) -> None:
+    """Leave the process group cleanly."""
+    if context.distributed and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def broadcast_object(value: Any, context: Context) -> Any:
+    """Rank 0's ``value`` on every rank."""
+    if not context.distributed:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def all_reduce_sum(tensor: torch.Tensor, context: Context) -> torch.Tensor:
+    """Sum over ranks (in place)."""
+    if context.distributed:
+        dist.all_reduce(tensor)
+    return tensor
+
+
+def gather_by_index(features: torch.Tensor, indices: torch.Tensor, total: int,
+                    context: Context) -> tuple[torch.Tensor, torch.Tensor]:
+    """Assemble per-rank feature shards into the full ``(total, D)`` matrix by dataset
+    index, as DINO's kNN evaluation does; shards may differ in size. Returns the matrix
+    and a mask of the indices some rank filled (an unreadable image leaves a hole)."""
+    dim = features.shape[1] if features.ndim == 2 else 0
+    if not context.distributed:
+        out = features.new_zeros(total, dim)
+        filled = torch.zeros(total, dtype=torch.bool, device=features.device)
+        out[indices] = features
+        filled[indices] = True
+        return out, filled
+    sizes = [torch.zeros(1, dtype=torch.long, device=features.device)
+             for _ in range(context.world)]
+    dist.all_gather(sizes, torch.tensor([len(indices)], device=features.device))
+    width = int(max(s.item() for s in sizes))
+    padded_feats = features.new_zeros(width, dim)
+    padded_feats[:len(features)] = features
+    padded_idx = torch.full((width,), -1, dtype=torch.long, device=features.device)
+    padded_idx[:len(indices)] = indices
+    all_feats = [torch.empty_like(padded_feats) for _ in range(context.world)]
+    all_idx = [torch.empty_like(padded_idx) for _ in range(context.world)]
+    dist.all_gather(all_feats, padded_feats)
+    dist.all_gather(all_idx, padded_idx)
+    stacked_idx = torch.cat(all_idx)
+    keep = stacked_idx >= 0
+    out = features.new_zeros(total, dim)
+    filled = torch.zeros(total, dtype=torch.bool, device=features.device)
+    out[stacked_idx[keep]] = torch.cat(all_feats)[keep]
+    filled[stacked_idx[keep]] = True
+    return out, filled
+
+
+def launch(nproc: int, argv: Sequence[str]) -> None:
+    """Run ``python -m sbirbench ARGV`` in ``nproc`` local workers with torch's launcher."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
+    from sbirbench.worker import ENV
+
+    args = get_args_parser().parse_args(
+        ["--standalone", f"--nproc-per-node={nproc}", "--module", "sbirbench.worker"])
+    os.environ[ENV] = json.dumps(list(argv))
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    try:
+        run(args)
+    except ChildFailedError as exc:
+        codes = sorted({failure.exitcode for failure in exc.failures.values()})
+        raise UserError(f"{len(exc.failures)} of {nproc} workers failed (exit code "
+                        f"{', '.join(map(str, codes))}); their message is above") from None

@@ -1,0 +1,367 @@
+"""The training engine: one code path for 1..N processes.
+
+Each stage a method declares is trained with AdamW (per-group learning-rate multipliers,
+no weight decay on biases and norms), a linear warm-up then cosine learning rate, a
+cosine weight decay, gradient clipping, gradient accumulation (``no_sync`` on all but
+the last micro-step under DDP) and autocast on GPUs. A step of ``batch_size`` photos is
+``accum_steps`` micro-batches; a sketch micro-batch of the same size joins every
+``skt_factor``-th one, and each micro-loss is divided by the number of micro-losses in
+the step (as in the TVT/PSKD code). An epoch ends when either stream runs out.
+
+Checkpoints are written atomically every epoch and on Ctrl-C; a non-finite loss stops
+the run and keeps the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from sbirbench import atomic, checkpoint
+from sbirbench.console import Output
+from sbirbench.data import EpochSampler, ImageItems, LoadedBatch, batches_per_epoch, make_loader
+from sbirbench.distributed import Context, all_reduce_sum
+from sbirbench.errors import UserError
+from sbirbench.evaluate import autocast_context, find_backbone
+from sbirbench.interfaces import Batch, Method, SBIRDataset, Stage
+from sbirbench.optim import clip_gradients, make_adamw, param_groups, set_step_values
+from sbirbench.progress import TrainingProgress
+from sbirbench.results import RunPaths
+from sbirbench.schedules import cosine
+from sbirbench.transforms import train_transform
+
+
+class TrainingStopped(UserError):
+    """Training stopped early (non-finite loss); the last good checkpoint is kept."""
+
+    exit_code = 1
+
+
+class Interrupted(UserError):
+    """Ctrl-C (or SIGTERM): a checkpoint was saved; ``--resume`` continues."""
+
+    exit_code = 130
+
+
+@dataclass
+class Position:
+    """Where training is: the stage, the epoch in it, and optimiser steps in the epoch."""
+
+    stage: int = 0
+    epoch: int = 0
+    step: int = 0
+
+
+@dataclass
+class StageReport:
+    name: str
+    seconds: float = 0.0
+    images: int = 0
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class TrainerOptions:
+    precision: str = "fp32"
+    workers: int = 0
+    log_every: int = 10
+    seed: int = 0
+
+
+class _StageModule(nn.Module):
+    """The trained modules of a stage as one module whose forward is the training step,
+    so DDP sees every forward call."""
+
+    def __init__(self, modules: dict[str, nn.Module], step: Callable[[Batch], dict]) -> None:
+        super().__init__()
+        self.parts = nn.ModuleDict(modules)
+        self._step = step
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        return self._step(batch)
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM set a flag checked between steps; a second Ctrl-C aborts at once."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopFlag:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError):  # not in the main thread
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.raised and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.raised = True
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+@dataclass
+class Trainer:
+    """Trains every stage of a method, resumably."""
+
+    method: Method
+    dataset: SBIRDataset
+    context: Context
+    paths: RunPaths | None
+    output: Output
+    options: TrainerOptions = field(default_factory=TrainerOptions)
+
+    def __post_init__(self) -> None:
+        self.stages = self.method.stages()
+        self.modules = checkpoint.method_modules(self.method, self.stages)
+        for module in self.modules.values():
+            module.to(self.context.device)
+        self.history: list[dict[str, Any]] = []
+        self.reports: list[StageReport] = []
+
+    # ------------------------------------------------------------------ whole run
+    def train(self, resume_from: dict[str, Any] | None = None) -> list[StageReport]:
+        """Train all stages (from a checkpoint's position when resuming)."""
+        position = Position()
+        if resume_from is not None:
+            checkpoint.load_module_states(self.modules, resume_from["modules"])
+            position = Position(**resume_from["position"])
+            self.history = list(resume_from.get("history", []))
+            self._rewrite_history()
+        for index, stage in enumerate(self.stages):
+            if index < position.stage:
+                self.reports.append(StageReport(stage.name))
+                continue
+            start = position if index == position.stage else Position(index)
+            state = resume_from if resume_from and index == position.stage else None
+            self.reports.append(self._train_stage(index, stage, start, state))
+            self._synchronise()
+            self._save_stage_output(stage)
+        return self.reports
+
+    # ------------------------------------------------------------------ one stage
+    def _train_stage(self, index: int, stage: Stage, start: Position,
+                     state: dict[str, Any] | None) -> StageReport:
+        settings = stage.settings
+        ctx = self.context
+        if settings.batch_size % settings.accum_steps:
+            raise UserError(f"stage {stage.name}: batch_size {settings.batch_size} is not a "
+                            f"multiple of accum_steps {settings.accum_steps}")
+        micro = settings.batch_size // settings.accum_steps
+        factor = settings.skt_factor
+        backbone = find_backbone(nn.ModuleList(list(stage.modules.values())))
+        transform = train_transform(settings.augment, backbone.input_size, backbone.mean,
+                                    backbone.std)
+        streams = {}
+        for stream, modality in enumerate(("photo", "sketch")):
+            if modality == "sketch" and factor == 0:
+                continue
+            items = ImageItems(self.dataset, self.dataset.items("train", modality), modality,
+                               transform, seed=self.options.seed, stream=10 * index + stream)
+            sampler = EpochSampler(items, num_replicas=ctx.world, rank=ctx.rank,
+                                   seed=self.options.seed + 1000 * index + stream)
+            streams[modality] = (items, sampler, make_loader(
+                items, sampler, micro, workers=self.options.workers,
+                pin_memory=ctx.device.type == "cuda"))
+        photo_batches = batches_per_epoch(len(streams["photo"][0]), ctx.world, micro)
+        steps = photo_batches // settings.accum_steps
+        if "sketch" in streams:
+            sketch_batches = batches_per_epoch(len(streams["sketch"][0]), ctx.world, micro)
+            steps = min(steps, sketch_batches * factor // settings.accum_steps)
+        if steps == 0:
+            raise UserError(
+                f"stage {stage.name}: batch_size {settings.batch_size} is too large for "
+                f"{len(streams['photo'][0])} training photos on {ctx.world} process(es)")
+        total = settings.epochs * steps
+        global_batch = settings.batch_size * ctx.world
+        peak_lr = settings.lr * global_batch / settings.lr_ref_batch
+        warmup = round(settings.warmup_epochs * steps)
+        wd_end = settings.weight_decay if settings.weight_decay_end is None \
+            else settings.weight_decay_end
+
+        for module in stage.frozen.values():
+            module.eval()
+            module.requires_grad_(False)
+        wrapper = _StageModule(dict(stage.modules), stage.training_step).to(ctx.device)
+        model: nn.Module = wrapper
+        if ctx.distributed:
+            model = DistributedDataParallel(
+                wrapper, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+        params = [p for p in wrapper.parameters() if p.requires_grad]
+        optimizer = make_adamw(param_groups(dict(stage.modules), stage.param_groups), ctx.device)
+        scaler = torch.amp.GradScaler(ctx.device.type,
+                                      enabled=self.options.precision == "fp16")
+        if state is not None and state["position"]["epoch"] < settings.epochs:
+            optimizer.load_state_dict(state["optimizer"])
+            scaler.load_state_dict(state["scaler"])
+            checkpoint.set_rng_state(state["rng"])
+        report = StageReport(stage.name)
+        progress = TrainingProgress(self.output, stage.name, settings.epochs, steps,
+                                    start.epoch * steps + start.step)
+        self.output.info(
+            f"stage [bold]{stage.name}[/bold]: {settings.epochs} epochs x {steps} steps, "
+            f"{settings.batch_size} photos/step/process ({settings.accum_steps} x {micro}), "
+            f"sketches every {factor or '-'} micro-steps, peak lr {peak_lr:.2e}, "
+            f"{ctx.world} process(es) on {ctx.device}")
+        try:
+            with _StopFlag() as stop:
+                for epoch in range(start.epoch, settings.epochs):
+                    first = start.step if epoch == start.epoch else 0
+                    record = self._epoch(
+                        index, stage, model, params, optimizer, scaler, streams, epoch, first,
+                        steps, total, peak_lr, warmup, wd_end, stop, progress, report)
+                    self.history.append(record)
+                    progress.epoch(record)
+                    self._append_history(record)
+                    self._save(Position(index, epoch + 1, 0), optimizer, scaler)
+        finally:
+            progress.close()
+        return report
+
+    def _epoch(self, index: int, stage: Stage, model: nn.Module, params: list,
+               optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+               streams: dict, epoch: int, first: int, steps: int, total: int, peak_lr: float,
+               warmup: int, wd_end: float, stop: _StopFlag, progress: TrainingProgress,
+               report: StageReport) -> dict[str, Any]:
+        ctx, settings = self.context, stage.settings
+        accum, factor = settings.accum_steps, settings.skt_factor
+        micro_done = first * accum
+        iterators: dict[str, Iterator[LoadedBatch]] = {}
+        for modality, (_, sampler, loader) in streams.items():
+            used = micro_done if modality == "photo" else (micro_done // factor if factor else 0)
+            sampler.begin(epoch, used * loader.batch_size)
+            iterators[modality] = iter(loader)
+        model.train()
+        for module in stage.frozen.values():
+            module.eval()
+        sums: dict[str, torch.Tensor] = {}
+        count = 0
+        images = 0
+        epoch_start = time.perf_counter()
+        lr = peak_lr
+        for step in range(first, steps):
+            global_step = epoch * steps + step
+            lr = cosine(global_step, total, peak_lr, settings.min_lr, warmup)
+            wd = cosine(global_step, total, settings.weight_decay, wd_end)
+            set_step_values(optimizer, lr, wd)
+            micro_ids = range(step * accum, (step + 1) * accum)
+            with_sketch = [factor and (m + 1) % factor == 0 for m in micro_ids]
+            parts = accum + sum(with_sketch)
+            step_losses: dict[str, torch.Tensor] = {}
+            for i, sketch_now in enumerate(with_sketch):
+                photo = next(iterators["photo"])
+                sketch = next(iterators["sketch"]) if sketch_now else None
+                batch = Batch(photo.images.to(ctx.device, non_blocking=True),
+                              photo.labels.to(ctx.device, non_blocking=True))
+                if sketch is not None:
+                    batch.sketches = sketch.images.to(ctx.device, non_blocking=True)
+                    batch.sketch_labels = sketch.labels.to(ctx.device, non_blocking=True)
+                images += len(photo.labels) + (len(sketch.labels) if sketch is not None else 0)
+                last = i == accum - 1
+                sync = contextlib.nullcontext() if last or not ctx.distributed else model.no_sync()
+                with sync:
+                    with autocast_context(ctx.device, self.options.precision):
+                        losses = model(batch)
+                    if "loss" not in losses:
+                        raise UserError(f"stage {stage.name}: training_step returned no 'loss'")
+                    scaler.scale(losses["loss"].float() / parts).backward()
+                for key, value in losses.items():
+                    detached = value.detach().float()
+                    step_losses[key] = step_losses.get(key, 0) + detached / accum
+            flags = torch.stack([~torch.isfinite(step_losses["loss"]),
+                                 torch.tensor(stop.raised, device=ctx.device)]).float()
+            flags = all_reduce_sum(flags.to(ctx.device), ctx).cpu()
+            if flags[0] > 0:
+                optimizer.zero_grad(set_to_none=True)
+                described = ", ".join(f"{k}={v.item():.4g}" for k, v in step_losses.items())
+                where = "the last good checkpoint is " + (
+                    str(self.paths.last) if self.paths and self.paths.last.exists()
+                    else "none (first epoch)")
+                raise TrainingStopped(f"non-finite loss in stage {stage.name}, epoch {epoch + 1}, "
+                                      f"step {step + 1}: {described}; {where}")
+            scaler.unscale_(optimizer)
+            clip_gradients(params, settings.clip_grad, settings.clip_mode)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            for key, value in step_losses.items():
+                sums[key] = sums.get(key, 0) + value
+            count += 1
+            if flags[1] > 0:
+                self._save(Position(index, epoch, step + 1), optimizer, scaler)
+                where = f" ({self.paths.last})" if self.paths else ""
+                raise Interrupted(f"interrupted in stage {stage.name}, epoch {epoch + 1}, step "
+                                  f"{step + 1}; checkpoint saved{where}; continue with --resume")
+            if (step + 1) % self.options.log_every == 0 or step + 1 == steps:
+                now = time.perf_counter()
+                rate = images * ctx.world / (now - epoch_start)
+                shown = {k: (v / count).item() for k, v in sums.items()}
+                progress.step(epoch, step + 1, shown, lr, rate)
+        seconds = time.perf_counter() - epoch_start
+        report.seconds += seconds
+        report.images += images * ctx.world
+        return {"stage": stage.name, "epoch": epoch + 1, "steps": count, "lr": lr,
+                "losses": {k: (v / max(count, 1)).item() for k, v in sums.items()},
+                "images_per_second": images * ctx.world / seconds if seconds else 0.0,
+                "seconds": seconds}
+
+    def _synchronise(self) -> None:
+        """Give every rank rank 0's module state. DDP keeps parameters equal, but each
+        rank updates buffers such as BatchNorm statistics from its own batches."""
+        if not self.context.distributed:
+            return
+        import torch.distributed as dist
+
+        for module in self.modules.values():
+            for tensor in module.state_dict().values():
+                dist.broadcast(tensor, src=0)
+
+    # ------------------------------------------------------------------ files
+    def _save(self, position: Position, optimizer: torch.optim.Optimizer,
+              scaler: torch.amp.GradScaler) -> None:
+        if self.paths is None or not self.context.main:
+            return
+        checkpoint.save(self.paths.last, {
+            "position": {"stage": position.stage, "epoch": position.epoch,
+                         "step": position.step},
+            "modules": checkpoint.module_states(self.modules),
+            "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+            "rng": checkpoint.rng_state(), "history": self.history,
+        })
+
+    def _save_stage_output(self, stage: Stage) -> None:
+        if self.paths is None or not self.context.main:
+            return
+        checkpoint.save(self.paths.stage(stage.name),
+                        {"stage": stage.name,
+                         "modules": checkpoint.module_states(dict(stage.modules))})
+
+    def _append_history(self, record: dict[str, Any]) -> None:
+        if self.paths is None or not self.context.main:
+            return
+        import json
+
+        with open(self.paths.history, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def _rewrite_history(self) -> None:
+        if self.paths is None or not self.context.main:
+            return
+        import json
+
+        atomic.write_text(self.paths.history, "".join(json.dumps(r) + "\n" for r in self.history))

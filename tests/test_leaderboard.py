@@ -1,0 +1,89 @@
+"""Leaderboards and comparisons from stored results, in every format."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import statistics
+
+import pytest
+
+from sbirbench.benchmarks import load_benchmarks
+from sbirbench.leaderboard import build_boards, compare, render
+
+from .cli_helpers import invoke
+
+
+def fake_result(run_id, method, seed, map_all, prec, benchmark="tuberlin-30", overrides=()):
+    return {"schema": 1, "run_id": run_id, "method": method, "benchmark": benchmark,
+            "benchmark_version": 1, "backbone": "vit_tokens", "preset": "tuberlin-30",
+            "overrides": list(overrides), "seed": seed,
+            "config": {"method": method, "seed": seed, "method_config": {"lr": 5e-4},
+                       "overrides": list(overrides)},
+            "metrics": {"map@all": map_all, "prec@100": prec}}
+
+
+RESULTS = [
+    fake_result("a", "pskd", 0, 0.50, 0.66), fake_result("b", "pskd", 1, 0.52, 0.64),
+    fake_result("c", "pskd", 2, 0.51, 0.65), fake_result("d", "ce", 0, 0.45, 0.60),
+    fake_result("e", "pskd", 0, 0.40, 0.55, overrides=("ila=false",)),
+]
+
+
+def test_rows_group_seeds_with_mean_and_sample_std():
+    (board,) = build_boards(RESULTS, load_benchmarks())
+    rows = {r.label: r for r in board.rows}
+    pskd = rows["pskd [vit_tokens, preset tuberlin-30]"]
+    assert pskd.runs == 3
+    assert pskd.values["map@all"][0] == pytest.approx(0.51)
+    assert pskd.values["map@all"][1] == pytest.approx(statistics.stdev([0.50, 0.52, 0.51]))
+    assert rows["ce [vit_tokens, preset tuberlin-30]"].values["map@all"][1] is None
+    assert rows["pskd [vit_tokens, preset tuberlin-30, ila=false]"].runs == 1
+    published = [r for r in board.rows if r.published]
+    assert any(r.label.startswith("PSKD (MM 22)") and r.values["map@all"][0] == 0.502
+               for r in published)
+    assert board.rows[0].label.startswith("pskd [") and board.best()["map@all"] == pytest.approx(
+        0.51)
+
+
+def test_every_format():
+    boards = build_boards(RESULTS, load_benchmarks())
+    assert "0.510 ± 0.010" in render(boards, "rich")
+    github = render(boards, "github")
+    assert re.search(r"\| pskd \[vit_tokens, preset tuberlin-30\]\s+\| 3\s+\|", github)
+    assert "**0.510 ± 0.010**" in github
+    assert "PSKD (MM 22) †" in github
+    rows = list(csv.DictReader(io.StringIO(render(boards, "csv"))))
+    pskd = next(r for r in rows if r["method"].startswith("pskd [vit_tokens, preset tuberlin-30]")
+                and r["metric"] == "map@all")
+    assert float(pskd["mean"]) == pytest.approx(0.51) and pskd["runs"] == "3"
+    payload = json.loads(render(boards, "json"))
+    assert payload[0]["benchmark"] == "tuberlin-30" and payload[0]["rows"][0]["runs"] == 3
+    latex = render(boards, "latex")
+    assert "\\begin{tabular}" in latex and "$\\pm$" in latex and "\\textbf{" in latex
+
+
+def test_compare_reports_deltas_and_config_differences():
+    diff = compare(RESULTS[0], RESULTS[4])
+    assert diff["metrics"]["map@all"]["delta"] == pytest.approx(-0.10)
+    assert set(diff["config"]) == {"overrides"}
+
+
+def test_cli_leaderboard_and_compare(tmp_path, capsys):
+    for result in RESULTS:
+        folder = tmp_path / result["benchmark"] / result["method"] / result["run_id"]
+        folder.mkdir(parents=True)
+        (folder / "result.json").write_text(json.dumps(result))
+    for fmt in ("rich", "github", "csv", "json", "latex"):
+        outcome = invoke(capsys, "leaderboard", "--runs", str(tmp_path), "--format", fmt)
+        assert outcome.code == 0 and "0.51" in outcome.out, fmt
+    outcome = invoke(capsys, "compare", str(tmp_path / "tuberlin-30/pskd/a"),
+                     str(tmp_path / "tuberlin-30/pskd/e"), "--format", "json")
+    assert json.loads(outcome.out)["metrics"]["prec@100"]["delta"] == pytest.approx(-0.11)
+    rich = invoke(capsys, "compare", str(tmp_path / "tuberlin-30/pskd/a"),
+                  str(tmp_path / "tuberlin-30/pskd/b"))
+    assert "seed" in rich.out and "+0.0200" in rich.out
+    missing = invoke(capsys, "leaderboard", "--runs", str(tmp_path), "--benchmark", "sketchy-21")
+    assert missing.code != 0 and "no results for benchmark sketchy-21" in missing.err
