@@ -265,3 +265,19 @@ def from_checkpoint(config: dict[str, Any], options: RunOptions) -> RunSpec:
         metrics=tuple(parse_metric(m) for m in metrics),
         ap=options.ap or (bench.ap if bench else "interpolated"), device=device,
         precision=precision, published=bench.published if bench else ())
+
+
+def build_dataset(name: str, split: str | None, data_root: str | None,
+                  overrides: tuple[str, ...] | list[str] = ()) -> SBIRDataset:
+    """A data set from its plugin name, split, root and ``dataset.KEY=VALUE`` overrides."""
+    plugins = get_plugins()
+    dataset_cls = plugins.datasets.load(name)
+    name = plugins.datasets.get(name).name
+    split = split or dataset_cls.splits[0]
+    if split not in dataset_cls.splits:
+        raise UserError(f"data set {name} has the splits {', '.join(dataset_cls.splits)}; "
+                        f"not '{split}'")
+    values = {"split": split, **split_overrides(overrides)["dataset"]}
+    if data_root is not None:
+        values["data_root"] = data_root
+    return dataset_cls(build_config(dataset_cls.Config, values, what=f"data set {name}"))

@@ -226,6 +226,8 @@ def test_two_process_gloo_run_equals_single_process_evaluation(tmp_path):
     (["run", "ce", "--benchmark", "tuberlin-31"], "unknown benchmark 'tuberlin-31'"),
     (["run", "ce", "--dataset", "synthetic", "--split", "zeroshot"], "has the splits default"),
     (["run", "ce", "--dataset", "synthetic", "--batch-size", "4096"], "too large for"),
+    (["run", "ce", "--dataset", "sketchy", "--data-root", "/nonexistent"],
+     "data root /nonexistent does not exist"),
     (["eval", "/nonexistent/checkpoint.pt"], "checkpoint not found"),
     (["leaderboard", "--runs", "/nonexistent"], "no results folder"),
 ])

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "eval": "sbirbench.cli.evaluate:eval_command",
     "leaderboard": "sbirbench.cli.leaderboard:leaderboard_command",
     "compare": "sbirbench.cli.leaderboard:compare_command",
+    "data": "sbirbench.cli.data:data_group",
 }
 
 
