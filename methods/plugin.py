@@ -8,5 +8,7 @@ from sbirbench.hookspecs import Register
 def register_methods(register: Register) -> None:
     register("pretrained", "sbirbench.methods.pretrained:Pretrained",
              description="No training: features of the (pretrained) backbone")
+    register("pskd", "sbirbench.methods.pskd:PSKD",
+             description="Prototype-based Selective Knowledge Distillation (ACM MM 2022)")
     register("ce", "sbirbench.methods.ce:CE",
              description="Fine-tune with label-smoothed cross-entropy (PSKD's teacher stage alone)")

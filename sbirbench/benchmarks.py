@@ -51,6 +51,14 @@ class Benchmark:
     ap: str
     description: str = ""
     published: tuple[PublishedRow, ...] = ()
+    test_size: tuple[int, int] | None = None
+
+    def matches(self, queries: int, gallery: int, tolerance: float = 0.01) -> bool:
+        """Whether a test set of this size is this benchmark's (within ``tolerance``)."""
+        if self.test_size is None:
+            return True
+        return all(abs(n - want) <= tolerance * want
+                   for n, want in zip((queries, gallery), self.test_size, strict=True))
 
 
 @dataclass(frozen=True)
@@ -195,7 +203,8 @@ class _Parser:
         where = f"benchmarks.{name}"
         if not isinstance(table, dict):
             self.fail(where, "must be a table")
-        known = {"dataset", "split", "version", "metrics", "ap", "description", "published"}
+        known = {"dataset", "split", "version", "metrics", "ap", "description", "published",
+                 "test_size"}
         for key in table:
             if key not in known:
                 self.fail(where, f"unknown key '{key}'; valid keys: {', '.join(sorted(known))}")
@@ -229,7 +238,16 @@ class _Parser:
             ap=ap,
             description=self.get(table, where, "description", str, ""),
             published=tuple(published),
+            test_size=self.test_size(table, where),
         )
+
+    def test_size(self, table: dict[str, Any], where: str) -> tuple[int, int] | None:
+        size = self.get(table, where, "test_size", list, None)
+        if size is None:
+            return None
+        if len(size) != 2 or not all(isinstance(n, int) and n > 0 for n in size):
+            self.fail(where, "'test_size' must be [queries, gallery], two positive integers")
+        return (size[0], size[1])
 
     def suite(self, name: str, table: Any) -> Suite:
         where = f"suites.{name}"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,14 @@ from torch.nn.parallel import DistributedDataParallel
 
 from sbirbench import atomic, checkpoint
 from sbirbench.console import Output
-from sbirbench.data import EpochSampler, ImageItems, LoadedBatch, batches_per_epoch, make_loader
+from sbirbench.data import (
+    EpochSampler,
+    ImageItems,
+    LoadedBatch,
+    batches_per_epoch,
+    make_loader,
+    mix_seed,
+)
 from sbirbench.distributed import Context, all_reduce_sum
 from sbirbench.errors import UserError
 from sbirbench.evaluate import autocast_context, find_backbone
@@ -168,13 +176,16 @@ class Trainer:
         transform = train_transform(settings.augment, backbone.input_size, backbone.mean,
                                     backbone.std)
         streams = {}
+        # Data order and augmentation are seeded by the stage's name, not its position, so
+        # a stage sees the same batches whether or not earlier stages ran in this process.
+        stage_id = zlib.crc32(stage.name.encode())
         for stream, modality in enumerate(("photo", "sketch")):
             if modality == "sketch" and factor == 0:
                 continue
             items = ImageItems(self.dataset, self.dataset.items("train", modality), modality,
-                               transform, seed=self.options.seed, stream=10 * index + stream)
+                               transform, seed=self.options.seed, stream=2 * stage_id + stream)
             sampler = EpochSampler(items, num_replicas=ctx.world, rank=ctx.rank,
-                                   seed=self.options.seed + 1000 * index + stream)
+                                   seed=mix_seed(self.options.seed, stage_id, stream))
             streams[modality] = (items, sampler, make_loader(
                 items, sampler, micro, workers=self.options.workers,
                 pin_memory=ctx.device.type == "cuda"))

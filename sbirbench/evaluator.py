@@ -30,6 +30,9 @@ def evaluate_checkpoint(path: Path, options: RunOptions, *, output: Path | None 
         started = time.time()
         seed_everything(spec.options.seed)
         dataset = spec.build_dataset()
+        warning = spec.check_test_size(dataset)
+        if warning:
+            out.warn(warning)
         method = spec.build_method(saved["num_classes"], pretrained=False)
         method.model().load_state_dict(saved["state"])
         method.model().to(context.device)

@@ -73,6 +73,10 @@ def execute(spec: RunSpec, *, out: Path, resume: bool = False, workers: int | No
         if spec.options.world_size != context.world:
             raise UserError(f"the configuration says {spec.options.world_size} processes but "
                             f"{context.world} are running")
+        dataset = spec.build_dataset()
+        warning = spec.check_test_size(dataset)
+        if warning:
+            output.warn(warning)
         decision = None
         if context.main:
             paths, has_state, finished = _pick_run(spec, out, resume, output)
@@ -85,13 +89,14 @@ def execute(spec: RunSpec, *, out: Path, resume: bool = False, workers: int | No
         # Every rank reads the checkpoint itself (a shared file system, as usual for
         # multi-node training), rather than receiving it pickled from rank 0.
         state = checkpoint.load(paths.last) if has_state else None
-        return _train_and_evaluate(spec, paths, state, context, output, workers,
+        return _train_and_evaluate(spec, dataset, paths, state, context, output, workers,
                                    eval_batch_size)
     finally:
         distributed.teardown(context)
 
 
-def _train_and_evaluate(spec: RunSpec, paths: RunPaths, state: dict[str, Any] | None,
+def _train_and_evaluate(spec: RunSpec, dataset: Any, paths: RunPaths,
+                        state: dict[str, Any] | None,
                         context: distributed.Context, output: Output, workers: int | None,
                         eval_batch_size: int | None) -> dict[str, Any]:
     started = time.time()
@@ -102,7 +107,6 @@ def _train_and_evaluate(spec: RunSpec, paths: RunPaths, state: dict[str, Any] | 
                 f"({spec.dataset_name}, split {spec.dataset_config.split}), backbone "
                 f"{spec.backbone_name}, preset {spec.preset or '-'}, seed {spec.options.seed}")
     seed_everything(spec.options.seed)
-    dataset = spec.build_dataset()
     method = spec.build_method(len(dataset.seen_classes))
     if workers is None:  # loader processes only pay off beside a GPU
         workers = (min(8, max(1, (os.cpu_count() or 1) // context.world))

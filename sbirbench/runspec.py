@@ -70,6 +70,23 @@ class RunSpec:
     device: str
     precision: str
     published: tuple = field(default_factory=tuple)
+    test_size: tuple[int, int] | None = None
+
+    def check_test_size(self, dataset: SBIRDataset) -> str | None:
+        """Rename the benchmark to ``<dataset>-<split>`` when the data's test set is not
+        the benchmark's (a subset, say); returns the warning, or None."""
+        if self.test_size is None:
+            return None
+        found = (len(dataset.items("test", "sketch")), len(dataset.items("test", "photo")))
+        if all(abs(n - want) <= 0.01 * want for n, want in zip(found, self.test_size,
+                                                                strict=True)):
+            return None
+        old, size = self.benchmark, self.test_size
+        self.benchmark = f"{self.dataset_name}-{self.dataset_config.split}"
+        self.benchmark_version, self.published, self.test_size = None, (), None
+        return (f"the test set found ({found[0]} sketches x {found[1]} photos) is not "
+                f"{old}'s ({size[0]} x {size[1]}); results are recorded as "
+                f"'{self.benchmark}', apart from {old}")
 
     def identity(self) -> dict[str, Any]:
         """Everything that decides the trained model (not where data or results live)."""
@@ -212,6 +229,7 @@ def resolve(options: RunOptions) -> RunSpec:
         benchmark=benchmark, benchmark_version=bench.version if bench else None,
         metrics=metrics, ap=options.ap or (bench.ap if bench else "interpolated"),
         device=device, precision=precision, published=bench.published if bench else (),
+        test_size=bench.test_size if bench else None,
     )
 
 
@@ -264,7 +282,8 @@ def from_checkpoint(config: dict[str, Any], options: RunOptions) -> RunSpec:
         benchmark_version=bench.version if bench else None,
         metrics=tuple(parse_metric(m) for m in metrics),
         ap=options.ap or (bench.ap if bench else "interpolated"), device=device,
-        precision=precision, published=bench.published if bench else ())
+        precision=precision, published=bench.published if bench else (),
+        test_size=bench.test_size if bench else None)
 
 
 def build_dataset(name: str, split: str | None, data_root: str | None,

@@ -243,3 +243,20 @@ def test_debug_shows_the_traceback(capsys):
     with pytest.raises(sbirbench.errors.UserError):
         invoke(capsys, "--debug", "run", "cee", "--dataset", "synthetic")
     os.environ.pop("SBIRBENCH_DEBUG", None)
+
+
+def test_a_subset_is_never_recorded_under_the_benchmark_name(tmp_path, capsys):
+    from .dataset_trees import classes_for, folder_tree
+
+    seen, unseen = classes_for("sketchy", "zeroshot")
+    folder_tree(tmp_path / "data", "sketch/tx_000000000000", ["photo/tx_000000000000"],
+                seen + unseen)
+    outcome = invoke(capsys, "run", "pretrained", "--benchmark", "sketchy-21", "--data-root",
+                     str(tmp_path / "data"), "--backbone", "timm_tiny", "--out",
+                     str(tmp_path / "runs"), "--log-format", "jsonl")
+    assert outcome.code == 0, outcome.err
+    assert "is not sketchy-21's (12694 x 12553); results are recorded as 'sketchy-zeroshot'" \
+        in outcome.out
+    assert outcome.json_lines()[-1]["benchmark"] == "sketchy-zeroshot"
+    assert (tmp_path / "runs" / "sketchy-zeroshot" / "pretrained").is_dir()
+    assert not (tmp_path / "runs" / "sketchy-21").exists()

@@ -1,0 +1,161 @@
+"""``pskd``: Prototype-based Selective Knowledge Distillation (Wang et al., ACM MM 2022).
+
+Stage ``teacher``: backbone + fusion head trained with label-smoothed cross-entropy on
+photos and sketches. Stage ``student``: the same architecture, initialised again from the
+pretrained weights; with the teacher frozen, per sub-batch of one modality
+
+    L = w_skd * L_SKD + w_ce * L_CE + w_ila * L_ILA
+
+where the prototypes are the rows of the student's classifier, the class correlation
+matrix M is their cosine similarity (no gradient), and the teacher's logits are
+reconstructed as z_T * M[y] (or z_T + M[y]) before the softmax (``methods/pskd_losses.py``).
+Retrieval uses the raw fusion-token output, L2-normalised. The specification is
+``shared/docs/PSKD.md``; its [choice] options are Config fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+from sbirbench.errors import UserError
+from sbirbench.interfaces import (
+    Batch,
+    Method,
+    MethodSetup,
+    ParamGroup,
+    Stage,
+    StageSettings,
+    TrainConfig,
+)
+
+from .heads import HeadedBackbone
+from .losses import label_smoothed_ce
+from .pskd_losses import correlation_matrix, ila_loss, reconstruct_teacher, skd_loss
+
+
+@dataclass(frozen=True)
+class PSKDConfig(TrainConfig):
+    """PSKD's hyper-parameters; ``epochs``, ``batch_size`` etc. are the student's."""
+
+    backbone: str = "vit_tokens"
+    epochs: int = 50
+    batch_size: int = 128
+    accum_steps: int = 16
+    warmup_epochs: float = 5.0
+    teacher_epochs: int = 5
+    teacher_batch_size: int = 256
+    teacher_accum_steps: int = 16
+    teacher_warmup_epochs: float = 5.0
+    teacher_checkpoint: str | None = None
+    feature: str | None = None
+    head_hidden: int = 2048
+    head_dim: int = 256
+    smoothing: float = 0.1
+    backbone_lr_mult: float = 0.1
+    # Ablation switches.
+    distill: bool = True
+    selection: bool = True
+    ila: bool = True
+    combine: Literal["multiply", "add"] = "multiply"
+    ila_same_class: Literal["negative", "ignore"] = "negative"
+    skd_weight: float = 1.0
+    ce_weight: float = 1.0
+    ila_weight: float = 1.0
+    embed: str = "feature"
+
+
+class PSKD(Method):
+    """Teacher stage, prototypes, selective distillation."""
+
+    Config = PSKDConfig
+    description = "Prototype-based Selective Knowledge Distillation (ACM MM 2022)"
+
+    def __init__(self, config: PSKDConfig, setup: MethodSetup) -> None:
+        super().__init__(config, setup)
+        heads = dict(feature=config.feature, hidden=config.head_hidden, out=config.head_dim)
+        self.student = HeadedBackbone(setup.backbone.build(), setup.num_classes, **heads)
+        self.teacher = (HeadedBackbone(setup.backbone.build(), setup.num_classes, **heads)
+                        if config.distill else None)
+        if self.teacher is not None and config.teacher_checkpoint:
+            load_teacher(self.teacher, Path(config.teacher_checkpoint))
+
+    def _groups(self, net: HeadedBackbone) -> list[ParamGroup]:
+        return [ParamGroup("backbone", [net.backbone], self.config.backbone_lr_mult),
+                ParamGroup("head", [net.head])]
+
+    def stages(self) -> list[Stage]:
+        config = self.config
+        stages = []
+        if self.teacher is not None and not config.teacher_checkpoint:
+            teacher_settings = StageSettings.from_config(
+                config, epochs=config.teacher_epochs, batch_size=config.teacher_batch_size,
+                accum_steps=config.teacher_accum_steps, warmup_epochs=config.teacher_warmup_epochs)
+            stages.append(Stage("teacher", {"teacher": self.teacher}, self.teacher_step,
+                                teacher_settings, self._groups(self.teacher)))
+        frozen = {"teacher": self.teacher} if self.teacher is not None else {}
+        stages.append(Stage("student", {"student": self.student}, self.student_step,
+                            StageSettings.from_config(config), self._groups(self.student),
+                            frozen))
+        return stages
+
+    def teacher_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Label-smoothed cross-entropy of the teacher on photos and sketches."""
+        ce = sum(label_smoothed_ce(self.teacher(images)["logits"], labels, self.config.smoothing)
+                 for _, images, labels in batch.parts())
+        return {"loss": ce, "ce": ce}
+
+    def student_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """L_SKD + L_CE + L_ILA per modality sub-batch (weights and switches from config)."""
+        c = self.config
+        parts: dict[str, torch.Tensor] = {}
+        prototypes = self.student.head.classifier.weight
+        for _, images, labels in batch.parts():
+            out = self.student(images)
+            logits = out["logits"]
+            terms = {"ce": label_smoothed_ce(logits, labels, c.smoothing)}
+            if c.ila:
+                terms["ila"] = ila_loss(prototypes, out["embedding"], labels, c.smoothing,
+                                        c.ila_same_class)
+            if self.teacher is not None:
+                with torch.no_grad():
+                    teacher_logits = self.teacher(images)["logits"].float()
+                target = teacher_logits
+                if c.selection:
+                    target = reconstruct_teacher(teacher_logits, correlation_matrix(prototypes),
+                                                 labels, c.combine)
+                terms["skd"] = skd_loss(logits, target)
+            for name, value in terms.items():
+                parts[name] = parts.get(name, 0) + value
+        weights = {"skd": c.skd_weight, "ce": c.ce_weight, "ila": c.ila_weight}
+        total = sum(weights[name] * value for name, value in parts.items())
+        return {"loss": total, **parts}
+
+    def model(self) -> nn.Module:
+        return self.student
+
+    def embed(self, images: torch.Tensor, modality: str) -> torch.Tensor:
+        return self.student.embed(images, self.config.embed)
+
+
+def load_teacher(teacher: HeadedBackbone, path: Path) -> None:
+    """Teacher weights from a run's ``stages/teacher.pt``, a ``ce`` run's
+    ``checkpoint.pt``, or a plain state dict of the network."""
+    from sbirbench import checkpoint
+
+    saved = checkpoint.load(path)
+    if "modules" in saved and "teacher" in saved["modules"]:
+        state = saved["modules"]["teacher"]
+    elif saved.get("format") == checkpoint.MODEL_FORMAT:
+        state = saved["state"]
+    else:
+        state = saved
+    try:
+        teacher.load_state_dict(state)
+    except RuntimeError as exc:
+        raise UserError(f"teacher checkpoint {path} does not fit this teacher: "
+                        f"{str(exc).splitlines()[0][:200]}") from None
