@@ -199,11 +199,11 @@ def test_trained_student_beats_the_untrained_network_on_unseen_classes(tmp_path,
     untrained = invoke(capsys, "run", "pretrained", "--dataset", "synthetic", "--backbone",
                        "timm_tiny", "--out", str(tmp_path), "--log-format", "jsonl")
     trained = invoke(capsys, "run", "pskd", "--dataset", "synthetic", "--out", str(tmp_path),
-                     "--set", "teacher_epochs=4", "--epochs", "5", "--log-format", "jsonl")
+                     "--log-format", "jsonl")  # the cpu-smoke preset, about 100 s
     assert untrained.code == 0 and trained.code == 0, trained.err
     before = untrained.json_lines()[-1]["metrics"]["map@all"]
     after = trained.json_lines()[-1]["metrics"]["map@all"]
-    # Seeds are fixed: measured 0.236 untrained and ~0.45 trained on this CPU. A loss
-    # that did not train (or trained the wrong way) stays near chance, 0.2-0.25.
+    # Seeds are fixed: measured 0.230 untrained and 0.484 trained (seed 1: 0.411). A loss
+    # that does not train (or trains the wrong way) stays near chance, 0.2-0.25.
     assert before < 0.27
-    assert after > before + 0.12, (before, after)
+    assert after > before + 0.15, (before, after)
