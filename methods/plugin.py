@@ -12,3 +12,7 @@ def register_methods(register: Register) -> None:
              description="Prototype-based Selective Knowledge Distillation (ACM MM 2022)")
     register("ce", "sbirbench.methods.ce:CE",
              description="Fine-tune with label-smoothed cross-entropy (PSKD's teacher stage alone)")
+    register("triplet", "sbirbench.methods.triplet:Triplet",
+             description="Cross-modal triplet loss with in-batch hard-negative mining")
+    register("kd", "sbirbench.methods.kd:KD",
+             description="Plain knowledge distillation from a frozen fine-tuned teacher")

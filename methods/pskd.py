@@ -22,12 +22,10 @@ from typing import Literal
 import torch
 from torch import nn
 
-from sbirbench.errors import UserError
 from sbirbench.interfaces import (
     Batch,
     Method,
     MethodSetup,
-    ParamGroup,
     Stage,
     StageSettings,
     TrainConfig,
@@ -36,6 +34,7 @@ from sbirbench.interfaces import (
 from .heads import HeadedBackbone
 from .losses import label_smoothed_ce
 from .pskd_losses import correlation_matrix, ila_loss, reconstruct_teacher, skd_loss
+from .teacher import head_groups, load_teacher, teacher_stage
 
 
 @dataclass(frozen=True)
@@ -84,30 +83,15 @@ class PSKD(Method):
         if self.teacher is not None and config.teacher_checkpoint:
             load_teacher(self.teacher, Path(config.teacher_checkpoint))
 
-    def _groups(self, net: HeadedBackbone) -> list[ParamGroup]:
-        return [ParamGroup("backbone", [net.backbone], self.config.backbone_lr_mult),
-                ParamGroup("head", [net.head])]
-
     def stages(self) -> list[Stage]:
-        config = self.config
         stages = []
-        if self.teacher is not None and not config.teacher_checkpoint:
-            teacher_settings = StageSettings.from_config(
-                config, epochs=config.teacher_epochs, batch_size=config.teacher_batch_size,
-                accum_steps=config.teacher_accum_steps, warmup_epochs=config.teacher_warmup_epochs)
-            stages.append(Stage("teacher", {"teacher": self.teacher}, self.teacher_step,
-                                teacher_settings, self._groups(self.teacher)))
+        if self.teacher is not None and not self.config.teacher_checkpoint:
+            stages.append(teacher_stage(self.teacher, self.config))
         frozen = {"teacher": self.teacher} if self.teacher is not None else {}
         stages.append(Stage("student", {"student": self.student}, self.student_step,
-                            StageSettings.from_config(config), self._groups(self.student),
-                            frozen))
+                            StageSettings.from_config(self.config),
+                            head_groups(self.student, self.config.backbone_lr_mult), frozen))
         return stages
-
-    def teacher_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Label-smoothed cross-entropy of the teacher on photos and sketches."""
-        ce = sum(label_smoothed_ce(self.teacher(images)["logits"], labels, self.config.smoothing)
-                 for _, images, labels in batch.parts())
-        return {"loss": ce, "ce": ce}
 
     def student_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """L_SKD + L_CE + L_ILA per modality sub-batch (weights and switches from config)."""
@@ -141,21 +125,3 @@ class PSKD(Method):
     def embed(self, images: torch.Tensor, modality: str) -> torch.Tensor:
         return self.student.embed(images, self.config.embed)
 
-
-def load_teacher(teacher: HeadedBackbone, path: Path) -> None:
-    """Teacher weights from a run's ``stages/teacher.pt``, a ``ce`` run's
-    ``checkpoint.pt``, or a plain state dict of the network."""
-    from sbirbench import checkpoint
-
-    saved = checkpoint.load(path)
-    if "modules" in saved and "teacher" in saved["modules"]:
-        state = saved["modules"]["teacher"]
-    elif saved.get("format") == checkpoint.MODEL_FORMAT:
-        state = saved["state"]
-    else:
-        state = saved
-    try:
-        teacher.load_state_dict(state)
-    except RuntimeError as exc:
-        raise UserError(f"teacher checkpoint {path} does not fit this teacher: "
-                        f"{str(exc).splitlines()[0][:200]}") from None

@@ -63,7 +63,11 @@ class Benchmark:
 
 @dataclass(frozen=True)
 class Suite:
-    """Methods x benchmarks x seeds, run by ``sbirbench bench``."""
+    """Methods x variants x benchmarks x seeds, run by ``sbirbench bench``.
+
+    ``variants`` name sets of ``--set`` overrides (e.g. ablations); without them each
+    method runs once per benchmark and seed with the suite's ``overrides``.
+    """
 
     name: str
     methods: tuple[str, ...]
@@ -72,6 +76,7 @@ class Suite:
     preset: str | None = None
     overrides: tuple[str, ...] = ()
     description: str = ""
+    variants: tuple[tuple[str, tuple[str, ...]], ...] = (("", ()),)
 
 
 @dataclass
@@ -253,7 +258,7 @@ class _Parser:
         where = f"suites.{name}"
         if not isinstance(table, dict):
             self.fail(where, "must be a table")
-        known = {"methods", "benchmarks", "seeds", "preset", "set", "description"}
+        known = {"methods", "benchmarks", "seeds", "preset", "set", "description", "variants"}
         for key in table:
             if key not in known:
                 self.fail(where, f"unknown key '{key}'; valid keys: {', '.join(sorted(known))}")
@@ -266,6 +271,10 @@ class _Parser:
             if not all(isinstance(v, str) for v in values):
                 self.fail(where, f"'{key}' must be a list of strings")
             lists[key] = tuple(values)
+        variants = self.get(table, where, "variants", dict, {"": []})
+        for variant, values in variants.items():
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                self.fail(where, f"variant '{variant}' must be a list of KEY=VALUE strings")
         return Suite(
             name=name,
             methods=lists["methods"],
@@ -274,4 +283,5 @@ class _Parser:
             preset=self.get(table, where, "preset", str, None),
             overrides=lists["set"],
             description=self.get(table, where, "description", str, ""),
+            variants=tuple((k, tuple(v)) for k, v in variants.items()),
         )

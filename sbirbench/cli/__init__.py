@@ -30,6 +30,9 @@ COMMANDS: dict[str, str] = {
     "leaderboard": "sbirbench.cli.leaderboard:leaderboard_command",
     "compare": "sbirbench.cli.leaderboard:compare_command",
     "data": "sbirbench.cli.data:data_group",
+    "bench": "sbirbench.cli.bench:bench_command",
+    "report": "sbirbench.cli.report:report_command",
+    "new-method": "sbirbench.cli.new_method:new_method_command",
 }
 
 

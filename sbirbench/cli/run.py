@@ -94,6 +94,7 @@ def worker_argv(command: click.Command, method: str, params: dict[str, Any]) -> 
               default="rich", show_default=True,
               help="Console: progress bars, nothing, or JSON lines.")
 @click.option("--eval-batch-size", type=int, help="Images per forward pass in evaluation.")
+@click.option("--report", is_flag=True, help="Also write the run's report (sbirbench report).")
 def run_command(method: str, **params: Any) -> None:
     """Train METHOD, evaluate it on the unseen classes, and write result.json.
 
@@ -120,8 +121,14 @@ def run_command(method: str, **params: Any) -> None:
 
     result = execute(spec, out=params["out"], resume=params["resume"], workers=params["workers"],
                      log_mode=params["log_mode"], eval_batch_size=params["eval_batch_size"])
-    if distributed.Context().main and int(os.environ.get("RANK", "0")) == 0:
+    if int(os.environ.get("RANK", "0")) == 0:
         print_summary(result, params["log_mode"])
+        if params["report"]:
+            from sbirbench.report import write_report
+
+            out = Path(params["out"])
+            run_dir = out / result["benchmark"] / result["method"] / result["run_id"]
+            click.echo(f"report: {write_report(run_dir)}")
 
 
 def print_summary(result: dict[str, Any], mode: str) -> None:

@@ -1,0 +1,55 @@
+"""The teacher stage shared by the distillation methods (``pskd``, ``kd``): a backbone
+with a fusion head, fine-tuned with label-smoothed cross-entropy on both modalities."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from sbirbench.errors import UserError
+from sbirbench.interfaces import Batch, ParamGroup, Stage, StageSettings
+
+from .heads import HeadedBackbone
+from .losses import label_smoothed_ce
+
+
+def head_groups(net: HeadedBackbone, backbone_lr_mult: float) -> list[ParamGroup]:
+    """The backbone at ``backbone_lr_mult`` times the heads' learning rate."""
+    return [ParamGroup("backbone", [net.backbone], backbone_lr_mult),
+            ParamGroup("head", [net.head])]
+
+
+def teacher_stage(teacher: HeadedBackbone, config) -> Stage:
+    """Stage ``teacher``: label-smoothed cross-entropy; its own epochs, batch, accumulation
+    and warm-up (``teacher_*`` fields), everything else from ``config``."""
+    settings = StageSettings.from_config(
+        config, epochs=config.teacher_epochs, batch_size=config.teacher_batch_size,
+        accum_steps=config.teacher_accum_steps, warmup_epochs=config.teacher_warmup_epochs)
+
+    def step(batch: Batch) -> dict[str, torch.Tensor]:
+        ce = sum(label_smoothed_ce(teacher(images)["logits"], labels, config.smoothing)
+                 for _, images, labels in batch.parts())
+        return {"loss": ce, "ce": ce}
+
+    return Stage("teacher", {"teacher": teacher}, step, settings,
+                 head_groups(teacher, config.backbone_lr_mult))
+
+
+def load_teacher(teacher: HeadedBackbone, path: Path) -> None:
+    """Teacher weights from a run's ``stages/teacher.pt``, a ``ce`` run's
+    ``checkpoint.pt``, or a plain state dict of the network."""
+    from sbirbench import checkpoint
+
+    saved = checkpoint.load(path)
+    if "modules" in saved and "teacher" in saved["modules"]:
+        state = saved["modules"]["teacher"]
+    elif saved.get("format") == checkpoint.MODEL_FORMAT:
+        state = saved["state"]
+    else:
+        state = saved
+    try:
+        teacher.load_state_dict(state)
+    except RuntimeError as exc:
+        raise UserError(f"teacher checkpoint {path} does not fit this teacher: "
+                        f"{str(exc).splitlines()[0][:200]}") from None

@@ -1,0 +1,94 @@
+"""Suites: run methods x variants x benchmarks x seeds, skip what is finished, compare.
+
+A job is finished when a result of its configuration hash exists; an unfinished run of
+it is resumed. The comparison table (mean ± std over seeds, best per column in bold,
+published rows marked) is written as Markdown and CSV to ``<out>/suites/<suite>/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sbirbench import atomic
+from sbirbench.benchmarks import BenchmarkFile, Suite
+from sbirbench.leaderboard import build_boards, render
+from sbirbench.results import runs_of
+from sbirbench.runspec import RunOptions, RunSpec, resolve
+
+
+@dataclass(frozen=True)
+class Job:
+    method: str
+    benchmark: str
+    seed: int
+    variant: str
+    overrides: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        variant = f" [{self.variant}]" if self.variant else ""
+        return f"{self.method}{variant} on {self.benchmark}, seed {self.seed}"
+
+
+def jobs(suite: Suite) -> list[Job]:
+    """Every run of the suite, benchmark by benchmark."""
+    return [Job(method, benchmark, seed, variant, suite.overrides + overrides)
+            for benchmark in suite.benchmarks for method in suite.methods
+            for variant, overrides in suite.variants for seed in suite.seeds]
+
+
+def spec_of(job: Job, suite: Suite, options: dict[str, Any]) -> RunSpec:
+    """The resolved run of a job; the data set is built to check what it holds (a subset
+    is recorded under ``<dataset>-<split>``, as ``sbirbench run`` does)."""
+    spec = resolve(RunOptions(method=job.method, benchmark=job.benchmark, seed=job.seed,
+                              preset=suite.preset, overrides=job.overrides,
+                              data_root=options.get("data_root"), device=options.get("device"),
+                              precision=options.get("precision")))
+    spec.check_test_size(spec.build_dataset())
+    return spec
+
+
+def finished_result(spec: RunSpec, out: Path) -> dict[str, Any] | None:
+    from sbirbench.results import read_result
+
+    for run in reversed(runs_of(out, spec.benchmark, spec.method_name, spec.config_hash)):
+        if run.result.exists():
+            return read_result(run.result)
+    return None
+
+
+def run_suite(suite: Suite, out: Path, options: dict[str, Any],
+              report: Callable[[str, Job, dict[str, Any] | None], None]) -> list[dict[str, Any]]:
+    """Run (or find) every job; ``report(event, job, result)`` is told about each."""
+    from sbirbench.runner import execute
+
+    results = []
+    for job in jobs(suite):
+        spec = spec_of(job, suite, options)
+        result = finished_result(spec, out)
+        if result is not None:
+            report("skipped", job, result)
+        else:
+            report("started", job, None)
+            result = execute(spec, out=out, resume=True, workers=options.get("workers"),
+                             log_mode="quiet")
+            report("finished", job, result)
+        results.append(result)
+    return results
+
+
+def write_comparison(suite: Suite, results: list[dict[str, Any]], benchmarks: BenchmarkFile,
+                     out: Path) -> tuple[Path, Path, str]:
+    """Markdown and CSV comparison tables; returns their paths and the rich rendering."""
+    boards = build_boards(results, benchmarks)
+    folder = out / "suites" / suite.name
+    markdown = (f"# Suite {suite.name}\n\n{suite.description}\n\nMean ± sample standard "
+                f"deviation over seeds {list(suite.seeds)}; best measured value per column in "
+                f"bold.\n\n{render(boards, 'github')}\n")
+    md_path, csv_path = folder / "comparison.md", folder / "comparison.csv"
+    atomic.write_text(md_path, markdown)
+    atomic.write_text(csv_path, render(boards, "csv"))
+    return md_path, csv_path, render(boards, "rich")

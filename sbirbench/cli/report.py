@@ -1,0 +1,22 @@
+"""``sbirbench report RUN``: pictures and a Markdown page a person can look at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("report")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--data-root", type=click.Path(), help="Where the run's data set is now "
+                                                     "(default: where it was).")
+@click.option("--per-class", type=int, default=2, show_default=True,
+              help="Query sketches per unseen class in the retrieval grid.")
+@click.option("--tile", type=int, default=64, show_default=True, help="Tile size in pixels.")
+def report_command(run: Path, data_root: str | None, per_class: int, tile: int) -> None:
+    """Write RUN/report/: retrieval grid, per-class AP chart and table, training curves,
+    and report.md with the metrics and the run's provenance."""
+    from sbirbench.report import write_report
+
+    click.echo(f"wrote {write_report(run, per_class=per_class, tile=tile, data_root=data_root)}")
