@@ -3,6 +3,7 @@ with a fusion head, fine-tuned with label-smoothed cross-entropy on both modalit
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -32,8 +33,11 @@ def teacher_stage(teacher: HeadedBackbone, config) -> Stage:
                  for _, images, labels in batch.parts())
         return {"loss": ce, "ce": ce}
 
+    key = {"stage": "teacher-ce/1", "feature": teacher.feature, "settings": asdict(settings),
+           **{f: getattr(config, f) for f in ("head_hidden", "head_dim", "smoothing",
+                                               "backbone_lr_mult")}}
     return Stage("teacher", {"teacher": teacher}, step, settings,
-                 head_groups(teacher, config.backbone_lr_mult))
+                 head_groups(teacher, config.backbone_lr_mult), reuse_key=key)
 
 
 def load_teacher(teacher: HeadedBackbone, path: Path) -> None:

@@ -45,7 +45,7 @@ class Output:
             return
         self._log(message)
         if self.mode == "jsonl":
-            self.event("info", message=message, **fields)
+            self.event("info", message=Text.from_markup(message).plain, **fields)
         else:
             self.console.print(message)
 

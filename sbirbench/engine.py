@@ -15,11 +15,13 @@ the run and keeps the last good checkpoint.
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -27,6 +29,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from sbirbench import atomic, checkpoint
+from sbirbench.config import config_hash
 from sbirbench.console import Output
 from sbirbench.data import (
     EpochSampler,
@@ -85,6 +88,10 @@ class TrainerOptions:
     workers: int = 0
     log_every: int = 10
     seed: int = 0
+    #: What besides a stage's own reuse key decides its result (backbone, data, seed, ...).
+    run_identity: dict[str, Any] = field(default_factory=dict)
+    #: Where earlier runs are searched for reusable stage outputs (None: no reuse).
+    reuse_root: Path | None = None
 
 
 class _StageModule(nn.Module):
@@ -141,6 +148,7 @@ class Trainer:
             module.to(self.context.device)
         self.history: list[dict[str, Any]] = []
         self.reports: list[StageReport] = []
+        self.reused: dict[str, str] = {}  # stage -> the run whose output it reused
 
     # ------------------------------------------------------------------ whole run
     def train(self, resume_from: dict[str, Any] | None = None) -> list[StageReport]:
@@ -157,6 +165,10 @@ class Trainer:
                 continue
             start = position if index == position.stage else Position(index)
             state = resume_from if resume_from and index == position.stage else None
+            if state is None and start == Position(index) and self._reuse(stage):
+                self.reports.append(StageReport(stage.name))
+                self._save_stage_output(stage)
+                continue
             self.reports.append(self._train_stage(index, stage, start, state))
             self._synchronise()
             self._save_stage_output(stage)
@@ -355,24 +367,58 @@ class Trainer:
             "rng": checkpoint.rng_state(), "history": self.history,
         })
 
+    def _stage_hash(self, stage: Stage) -> str | None:
+        if stage.reuse_key is None:
+            return None
+        return config_hash({"stage": stage.name, "key": dict(stage.reuse_key),
+                            **self.options.run_identity})
+
+    def _reuse(self, stage: Stage) -> bool:
+        """Load a matching saved output of this stage from an earlier run, if any."""
+        digest = self._stage_hash(stage)
+        root = self.options.reuse_root
+        if digest is None or root is None:
+            return False
+        found = None
+        if self.context.main:
+            for sidecar in sorted(root.glob(f"*/*/*/stages/{stage.name}.json")):
+                try:
+                    if json.loads(sidecar.read_text()).get("hash") == digest:
+                        found = str(sidecar.with_suffix(".pt"))
+                        break
+                except (OSError, ValueError):
+                    continue
+        from sbirbench.distributed import broadcast_object
+
+        found = broadcast_object(found, self.context)
+        if found is None or not Path(found).is_file():
+            return False
+        saved = checkpoint.load(Path(found))
+        checkpoint.load_module_states(dict(stage.modules), saved["modules"])
+        self.reused[stage.name] = str(Path(found).parent.parent)
+        self.output.info(f"stage [bold]{stage.name}[/bold]: reusing the output of "
+                         f"{Path(found).parent.parent} (same stage configuration)")
+        return True
+
     def _save_stage_output(self, stage: Stage) -> None:
         if self.paths is None or not self.context.main:
             return
         checkpoint.save(self.paths.stage(stage.name),
                         {"stage": stage.name,
                          "modules": checkpoint.module_states(dict(stage.modules))})
+        digest = self._stage_hash(stage)
+        if digest is not None:
+            atomic.write_json(self.paths.stage(stage.name).with_suffix(".json"),
+                              {"hash": digest, "stage": stage.name,
+                               "key": dict(stage.reuse_key), **self.options.run_identity})
 
     def _append_history(self, record: dict[str, Any]) -> None:
         if self.paths is None or not self.context.main:
             return
-        import json
-
         with open(self.paths.history, "a") as handle:
             handle.write(json.dumps(record) + "\n")
 
     def _rewrite_history(self) -> None:
         if self.paths is None or not self.context.main:
             return
-        import json
-
         atomic.write_text(self.paths.history, "".join(json.dumps(r) + "\n" for r in self.history))

@@ -207,7 +207,10 @@ class Stage:
     ``modules`` are trained (and wrapped for DDP together); ``training_step(batch)``
     returns a dict with the total ``"loss"`` and any named parts to report. ``frozen``
     modules are used without gradients and kept in eval mode. ``param_groups`` default to
-    one group holding every trainable parameter of ``modules``.
+    one group holding every trainable parameter of ``modules``. ``reuse_key``, when
+    given, is everything (besides backbone, data, seed, world size and precision) the
+    stage's result depends on: a run whose saved stage output has the same key lends it
+    instead of training the stage again (e.g. one teacher for several students).
     """
 
     name: str
@@ -216,6 +219,7 @@ class Stage:
     settings: StageSettings
     param_groups: Sequence[ParamGroup] | None = None
     frozen: Mapping[str, nn.Module] = field(default_factory=dict)
+    reuse_key: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

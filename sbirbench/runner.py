@@ -111,8 +111,11 @@ def _train_and_evaluate(spec: RunSpec, dataset: Any, paths: RunPaths,
     if workers is None:  # loader processes only pay off beside a GPU
         workers = (min(8, max(1, (os.cpu_count() or 1) // context.world))
                    if context.device.type == "cuda" else 0)
+    identity = {k: v for k, v in spec.identity().items()
+                if k not in ("method", "method_config", "benchmark", "benchmark_version")}
     trainer = Trainer(method, dataset, context, paths, output,
-                      TrainerOptions(spec.precision, workers, seed=spec.options.seed))
+                      TrainerOptions(spec.precision, workers, seed=spec.options.seed,
+                                     run_identity=identity, reuse_root=paths.root.parents[2]))
     reports = trainer.train(resume_from=state)
     train_seconds = time.time() - started
 
@@ -146,6 +149,7 @@ def _train_and_evaluate(spec: RunSpec, dataset: Any, paths: RunPaths,
                       "evaluation": round(finished - eval_start, 3),
                       "total": round(finished - started, 3)},
         "images_per_second": {r.name: round(r.images_per_second, 1) for r in reports},
+        "reused_stages": trainer.reused,
         "model_checkpoint": paths.model.name, "model_sha256": model_hash,
     }
     if context.main:

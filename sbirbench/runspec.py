@@ -206,8 +206,12 @@ def resolve(options: RunOptions) -> RunSpec:
     backbone_name, backbone_values = _split_backbone(str(method_config.backbone))
     backbone_factory = plugins.backbones.load(backbone_name)
     backbone_name = plugins.backbones.get(backbone_name).name
-    backbone_values = {**table.get("backbone_config", {}), **backbone_values,
-                       **overrides["backbone"]}
+    # A preset's backbone options belong to the preset's backbone, not to another one.
+    preset_backbone = _split_backbone(str(table.get("backbone", "")))[0]
+    preset_options = (table.get("backbone_config", {})
+                      if preset_backbone and plugins.backbones.get(preset_backbone).name
+                      == backbone_name else {})
+    backbone_values = {**preset_options, **backbone_values, **overrides["backbone"]}
     backbone_config = build_config(backbone_factory.Config, backbone_values,
                                    what=f"backbone {backbone_name}")
 

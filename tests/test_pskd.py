@@ -207,3 +207,25 @@ def test_trained_student_beats_the_untrained_network_on_unseen_classes(tmp_path,
     # that does not train (or trains the wrong way) stays near chance, 0.2-0.25.
     assert before < 0.27
     assert after > before + 0.15, (before, after)
+
+
+def test_a_student_reuses_an_identical_teacher_from_another_run(tmp_path, capsys):
+    shared = tmp_path / "shared"
+    assert invoke(capsys, "run", "pskd", "--dataset", "synthetic", "--out", str(shared),
+                  *PSKD_FAST).code == 0
+    reused = invoke(capsys, "run", "pskd", "--dataset", "synthetic", "--out", str(shared),
+                    *PSKD_FAST, "--set", "ila=false", "--log-format", "jsonl")
+    assert reused.code == 0, reused.err
+    assert "stage teacher: reusing the output of" in reused.out
+    result = reused.json_lines()[-1]
+    saved = json.loads((sorted((shared / "synthetic" / "pskd").iterdir())[-1] /
+                        "result.json").read_text())
+    assert list(saved["reused_stages"]) == ["teacher"]
+    alone = invoke(capsys, "run", "pskd", "--dataset", "synthetic", "--out",
+                   str(tmp_path / "alone"), *PSKD_FAST, "--set", "ila=false",
+                   "--log-format", "jsonl")
+    assert alone.code == 0 and "reusing" not in alone.out
+    assert alone.json_lines()[-1]["metrics"] == result["metrics"]  # reuse == retraining
+    different = invoke(capsys, "run", "pskd", "--dataset", "synthetic", "--out", str(shared),
+                       *PSKD_FAST, "--set", "teacher_epochs=1", "--log-format", "jsonl")
+    assert "reusing" not in different.out  # another teacher configuration trains its own
