@@ -33,6 +33,8 @@ FOLDER_LAYOUTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     "sketches-images": (("sketches",), ("images",),
                         "SEM-PCYC / QuickDraw Extended: sketches/<class>, images/<class>"),
     "tvt": (("sketch",), ("photo",), "TVT/PSKD: sketch/<class>, photo/<class>"),
+    "pskd-sketchy": (("sketch",), ("photo/tx_000000000000", "extended_photo"),
+                     "PSKD's Sketchy: sketch/<class>, photo/tx_000000000000/<class>"),
 }
 FILE_LISTS = "file-lists"
 FILE_LISTS_TEXT = "SAKE/ZSE-SBIR file lists: <split folder>/cname_cid.txt, cname_cid_zero.txt, " \
@@ -86,8 +88,9 @@ def detect_folders(root: Path, layout: str) -> tuple[list[Path], list[Path]] | s
     sketch_rel, photo_rel, _ = FOLDER_LAYOUTS[layout]
     sketches = [root / rel for rel in sketch_rel if (root / rel).is_dir()]
     photos = [root / rel for rel in photo_rel if (root / rel).is_dir()]
-    if layout == "tvt":  # sketch/<class>, not sketch/tx_000000000000
+    if layout in ("tvt", "pskd-sketchy"):  # sketch/<class>, not sketch/tx_000000000000
         sketches = [p for p in sketches if not (p / "tx_000000000000").is_dir()]
+    if layout == "tvt":
         photos = [p for p in photos if not (p / "tx_000000000000").is_dir()]
     if sketches and photos:
         return sketches, photos
@@ -184,5 +187,8 @@ def index_file_lists(folder: Path) -> Index:
                                 f"{'cname_cid.txt' if subset == 'train' else 'cname_cid_zero.txt'}"
                                 f" ({len(names)} classes)")
             bucket.setdefault(names[label], []).append(str(root / rel))
+    for bucket in files.values():  # two lists of one subset and modality: no duplicates
+        for name, paths in bucket.items():
+            bucket[name] = list(dict.fromkeys(paths))
     return Index(FILE_LISTS, root, f"{FILE_LISTS_TEXT} (split folder {folder.name})", files,
                  notes=notes)

@@ -27,7 +27,7 @@ class Sketchy(FileDataset):
     Config = SketchyConfig
     splits: ClassVar[tuple[str, ...]] = ("zeroshot", "random")
     folder_names: ClassVar[tuple[str, ...]] = ("Sketchy", "Sketchy_extended", "sketchy")
-    layouts: ClassVar[tuple[str, ...]] = ("sketchy-database", "tvt", "file-lists")
+    layouts: ClassVar[tuple[str, ...]] = ("sketchy-database", "pskd-sketchy", "tvt", "file-lists")
 
     def all_classes(self) -> list[str]:
         return shipped_list("sketchy_classes.txt")

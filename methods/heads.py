@@ -49,9 +49,16 @@ class HeadedBackbone(nn.Module):
         return {**features, "logits": logits, "embedding": embedding}
 
     def embed(self, images: torch.Tensor, what: str = "feature") -> torch.Tensor:
-        """L2-normalised retrieval features: the raw backbone feature, or the head's."""
+        """Retrieval features: the raw backbone feature the head sits on (``feature``),
+        another named backbone feature, or the head's L2-normalised embedding (``head``).
+        Raw features are not normalised here: cosine similarity does that, and PCA+ITQ
+        hashing is fitted on the raw output, as in the TVT/PSKD evaluation code."""
         if what == "head":
             return self(images)["embedding"]
         features = self.backbone(images)
         name = self.feature if what == "feature" else what
-        return F.normalize(features[name].float(), dim=-1)
+        if name not in features:
+            from sbirbench.errors import UserError
+
+            raise UserError(f"embed={what}: the backbone has no feature '{name}'")
+        return features[name].float()

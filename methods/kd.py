@@ -10,37 +10,24 @@ With T = 1 this is PSKD with ``selection=false`` and ``ila=false``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sbirbench.interfaces import Batch, Method, MethodSetup, Stage, StageSettings, TrainConfig
+from sbirbench.interfaces import Batch, Method, MethodSetup, Stage, StageSettings
 
-from .heads import HeadedBackbone
 from .losses import label_smoothed_ce
-from .teacher import head_groups, load_teacher, teacher_stage
+from .teacher import DistillConfig, head_groups, student_and_teacher, teacher_stage
 
 
 @dataclass(frozen=True)
-class KDConfig(TrainConfig):
-    """The teacher stage's fields match PSKD's; ``temperature`` and the loss weights."""
+class KDConfig(DistillConfig):
+    """The distillation temperature and the loss weights (the rest as PSKD's)."""
 
-    teacher_epochs: int = 5
-    teacher_batch_size: int = 64
-    teacher_accum_steps: int = 1
-    teacher_warmup_epochs: float = 1.0
-    teacher_checkpoint: str | None = None
-    feature: str | None = None
-    head_hidden: int = 2048
-    head_dim: int = 256
-    smoothing: float = 0.1
-    backbone_lr_mult: float = 0.1
     temperature: float = 1.0
     kd_weight: float = 1.0
     ce_weight: float = 1.0
-    embed: str = "feature"
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
@@ -60,11 +47,7 @@ class KD(Method):
 
     def __init__(self, config: KDConfig, setup: MethodSetup) -> None:
         super().__init__(config, setup)
-        heads = dict(feature=config.feature, hidden=config.head_hidden, out=config.head_dim)
-        self.student = HeadedBackbone(setup.backbone.build(), setup.num_classes, **heads)
-        self.teacher = HeadedBackbone(setup.backbone.build(), setup.num_classes, **heads)
-        if config.teacher_checkpoint:
-            load_teacher(self.teacher, Path(config.teacher_checkpoint))
+        self.student, self.teacher = student_and_teacher(config, setup)
 
     def student_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         c = self.config

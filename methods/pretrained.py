@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from sbirbench.interfaces import Method, MethodSetup, Stage, TrainConfig
@@ -36,4 +35,5 @@ class Pretrained(Method):
         return self.backbone
 
     def embed(self, images: torch.Tensor, modality: str) -> torch.Tensor:
-        return F.normalize(self.backbone(images)[self.feature].float(), dim=-1)
+        """The raw feature (cosine similarity normalises it)."""
+        return self.backbone(images)[self.feature].float()

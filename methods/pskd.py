@@ -9,14 +9,13 @@ pretrained weights; with the teacher frozen, per sub-batch of one modality
 where the prototypes are the rows of the student's classifier, the class correlation
 matrix M is their cosine similarity (no gradient), and the teacher's logits are
 reconstructed as z_T * M[y] (or z_T + M[y]) before the softmax (``methods/pskd_losses.py``).
-Retrieval uses the raw fusion-token output, L2-normalised. The specification is
-``shared/docs/PSKD.md``; its [choice] options are Config fields.
+Retrieval uses the raw fusion-token output (ranked by cosine, so L2-normalised; hashed
+raw). The specification is ``shared/docs/PSKD.md``; its [choice] options are Config fields.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import torch
@@ -28,35 +27,26 @@ from sbirbench.interfaces import (
     MethodSetup,
     Stage,
     StageSettings,
-    TrainConfig,
 )
 
-from .heads import HeadedBackbone
 from .losses import label_smoothed_ce
 from .pskd_losses import correlation_matrix, ila_loss, reconstruct_teacher, skd_loss
-from .teacher import head_groups, load_teacher, teacher_stage
+from .teacher import DistillConfig, head_groups, student_and_teacher, teacher_stage
 
 
 @dataclass(frozen=True)
-class PSKDConfig(TrainConfig):
-    """PSKD's hyper-parameters; ``epochs``, ``batch_size`` etc. are the student's."""
+class PSKDConfig(DistillConfig):
+    """PSKD's hyper-parameters: the published schedule's defaults, and the ablation
+    switches."""
 
     backbone: str = "vit_tokens"
     epochs: int = 50
     batch_size: int = 128
     accum_steps: int = 16
     warmup_epochs: float = 5.0
-    teacher_epochs: int = 5
     teacher_batch_size: int = 256
     teacher_accum_steps: int = 16
     teacher_warmup_epochs: float = 5.0
-    teacher_checkpoint: str | None = None
-    feature: str | None = None
-    head_hidden: int = 2048
-    head_dim: int = 256
-    smoothing: float = 0.1
-    backbone_lr_mult: float = 0.1
-    # Ablation switches.
     distill: bool = True
     selection: bool = True
     ila: bool = True
@@ -65,7 +55,6 @@ class PSKDConfig(TrainConfig):
     skd_weight: float = 1.0
     ce_weight: float = 1.0
     ila_weight: float = 1.0
-    embed: str = "feature"
 
 
 class PSKD(Method):
@@ -76,12 +65,7 @@ class PSKD(Method):
 
     def __init__(self, config: PSKDConfig, setup: MethodSetup) -> None:
         super().__init__(config, setup)
-        heads = dict(feature=config.feature, hidden=config.head_hidden, out=config.head_dim)
-        self.student = HeadedBackbone(setup.backbone.build(), setup.num_classes, **heads)
-        self.teacher = (HeadedBackbone(setup.backbone.build(), setup.num_classes, **heads)
-                        if config.distill else None)
-        if self.teacher is not None and config.teacher_checkpoint:
-            load_teacher(self.teacher, Path(config.teacher_checkpoint))
+        self.student, self.teacher = student_and_teacher(config, setup, teacher=config.distill)
 
     def stages(self) -> list[Stage]:
         stages = []

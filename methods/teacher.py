@@ -3,16 +3,48 @@ with a fusion head, fine-tuned with label-smoothed cross-entropy on both modalit
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from sbirbench.errors import UserError
-from sbirbench.interfaces import Batch, ParamGroup, Stage, StageSettings
+from sbirbench.interfaces import Batch, MethodSetup, ParamGroup, Stage, StageSettings, TrainConfig
 
 from .heads import HeadedBackbone
 from .losses import label_smoothed_ce
+
+
+@dataclass(frozen=True)
+class DistillConfig(TrainConfig):
+    """What the methods with a teacher stage share; ``epochs``, ``batch_size`` etc. are
+    the student's, ``teacher_*`` the teacher's."""
+
+    teacher_epochs: int = 5
+    teacher_batch_size: int = 64
+    teacher_accum_steps: int = 1
+    teacher_warmup_epochs: float = 1.0
+    teacher_checkpoint: str | None = None
+    feature: str | None = None
+    head_hidden: int = 2048
+    head_dim: int = 256
+    smoothing: float = 0.1
+    backbone_lr_mult: float = 0.1
+    embed: str = "feature"
+
+
+def student_and_teacher(config: DistillConfig, setup: MethodSetup, *, teacher: bool = True,
+                        ) -> tuple[HeadedBackbone, HeadedBackbone | None]:
+    """Two networks from the pretrained weights (the student is not the teacher's copy);
+    the teacher loaded from ``teacher_checkpoint`` when one is given. Rebuilt only to
+    embed (``setup.training`` False), there is no teacher."""
+    heads = dict(feature=config.feature, hidden=config.head_hidden, out=config.head_dim)
+    student = HeadedBackbone(setup.backbone.build(), setup.num_classes, **heads)
+    other = (HeadedBackbone(setup.backbone.build(), setup.num_classes, **heads)
+             if teacher and setup.training else None)
+    if other is not None and config.teacher_checkpoint:
+        load_teacher(other, Path(config.teacher_checkpoint))
+    return student, other
 
 
 def head_groups(net: HeadedBackbone, backbone_lr_mult: float) -> list[ParamGroup]:

@@ -47,7 +47,7 @@ def spec_of(job: Job, suite: Suite, options: dict[str, Any]) -> RunSpec:
                               preset=suite.preset, overrides=job.overrides,
                               data_root=options.get("data_root"), device=options.get("device"),
                               precision=options.get("precision")))
-    spec.check_test_size(spec.build_dataset())
+    spec.bind_data(spec.build_dataset())
     return spec
 
 

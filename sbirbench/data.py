@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
 from sbirbench.errors import UserError
@@ -64,7 +65,7 @@ class ImageItems(Dataset):
             image = self.dataset.open(ref, self.modality)
             image.load()
             return image.convert("RGB") if image.mode != "RGB" else image
-        except (OSError, ValueError, SyntaxError) as exc:
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             if self.strict:
                 raise UnreadableImage(f"unreadable image {ref}: {exc}") from None
             return None
@@ -151,9 +152,11 @@ class EpochSampler(DistributedSampler):
 
 
 def make_loader(items: ImageItems, sampler: EpochSampler | None, batch_size: int, *,
-                workers: int, pin_memory: bool, drop_last: bool = True) -> DataLoader:
-    """A DataLoader with our collate; persistent workers when there are any."""
-    kwargs: dict[str, Any] = {}
+                workers: int, pin_memory: bool, drop_last: bool = True,
+                seed: int = 0) -> DataLoader:
+    """A DataLoader with our collate; persistent workers when there are any. Its own
+    generator seeds the workers, so the global torch RNG (and resuming) is unaffected."""
+    kwargs: dict[str, Any] = {"generator": torch.Generator().manual_seed(seed)}
     if workers > 0:
         kwargs.update(persistent_workers=True, prefetch_factor=4)
     return DataLoader(items, batch_size=batch_size, sampler=sampler, num_workers=workers,

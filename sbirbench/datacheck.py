@@ -35,7 +35,7 @@ def verify_images(dataset: SBIRDataset, progress: Callable[[int], None] | None =
         try:
             dataset.open(ref, modality)
             return None
-        except (OSError, ValueError, SyntaxError):
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
             return str(ref)
 
     bad = []

@@ -60,11 +60,34 @@ def setup(device: str) -> Context:
     return Context(dist.get_rank(), dist.get_world_size(), local_rank, target)
 
 
-def teardown(context: Context) -> None:
-    """Leave the process group cleanly."""
+def teardown(context: Context, *, succeeded: bool = True) -> None:
+    """Leave the process group. After a failure there is no barrier: the other ranks may
+    be inside another collective, and torchrun stops them when this process exits."""
     if context.distributed and dist.is_initialized():
-        dist.barrier()
+        if succeeded:
+            dist.barrier()
         dist.destroy_process_group()
+
+
+def agree(flag: bool, context: Context) -> bool:
+    """True only if ``flag`` is true on every rank (so all take the same path)."""
+    if not context.distributed:
+        return flag
+    value = torch.tensor([1 if flag else 0], device=_collective_device(context))
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return bool(value.item())
+
+
+def max_over_ranks(value: int, context: Context) -> int:
+    if not context.distributed:
+        return value
+    tensor = torch.tensor([value], device=_collective_device(context))
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return int(tensor.item())
+
+
+def _collective_device(context: Context) -> torch.device:
+    return context.device if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
 def broadcast_object(value: Any, context: Context) -> Any:

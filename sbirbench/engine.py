@@ -131,6 +131,42 @@ class _StopFlag:
 
 
 @dataclass
+class _Tally:
+    """Loss sums, steps, images and seconds of the epoch so far (kept in a mid-epoch
+    checkpoint, so a resumed epoch's record covers the whole epoch)."""
+
+    sums: dict[str, float] = field(default_factory=dict)
+    count: int = 0
+    images: int = 0
+    seconds: float = 0.0
+    lr: float = 0.0
+
+    @classmethod
+    def restore(cls, snapshot: dict[str, Any] | None) -> _Tally:
+        return cls(**snapshot) if snapshot else cls()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"sums": dict(self.sums), "count": self.count, "images": self.images,
+                "seconds": self.seconds, "lr": self.lr}
+
+    def add(self, step_losses: dict[str, torch.Tensor]) -> None:
+        # One host synchronisation per step (the flags above already needed one).
+        values = torch.stack(list(step_losses.values())).cpu().tolist()
+        for key, value in zip(step_losses, values, strict=True):
+            self.sums[key] = self.sums.get(key, 0.0) + value
+        self.count += 1
+
+    def means(self) -> dict[str, float]:
+        return {k: v / max(self.count, 1) for k, v in self.sums.items()}
+
+    def record(self, stage: str, epoch: int, world: int) -> dict[str, Any]:
+        return {"stage": stage, "epoch": epoch + 1, "steps": self.count, "lr": self.lr,
+                "losses": self.means(),
+                "images_per_second": self.images * world / self.seconds if self.seconds else 0.0,
+                "seconds": self.seconds}
+
+
+@dataclass
 class Trainer:
     """Trains every stage of a method, resumably."""
 
@@ -149,6 +185,8 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.reports: list[StageReport] = []
         self.reused: dict[str, str] = {}  # stage -> the run whose output it reused
+        self.unreadable: set[str] = set()
+        self._reported_unreadable = 0
 
     # ------------------------------------------------------------------ whole run
     def train(self, resume_from: dict[str, Any] | None = None) -> list[StageReport]:
@@ -200,16 +238,19 @@ class Trainer:
                                    seed=mix_seed(self.options.seed, stage_id, stream))
             streams[modality] = (items, sampler, make_loader(
                 items, sampler, micro, workers=self.options.workers,
-                pin_memory=ctx.device.type == "cuda"))
+                pin_memory=ctx.device.type == "cuda",
+                seed=mix_seed(self.options.seed, stage_id, stream, ctx.rank)))
         photo_batches = batches_per_epoch(len(streams["photo"][0]), ctx.world, micro)
         steps = photo_batches // settings.accum_steps
         if "sketch" in streams:
             sketch_batches = batches_per_epoch(len(streams["sketch"][0]), ctx.world, micro)
             steps = min(steps, sketch_batches * factor // settings.accum_steps)
         if steps == 0:
+            counts = " and ".join(f"{len(items)} training {modality}s"
+                                  for modality, (items, _, _) in streams.items())
             raise UserError(
                 f"stage {stage.name}: batch_size {settings.batch_size} is too large for "
-                f"{len(streams['photo'][0])} training photos on {ctx.world} process(es)")
+                f"{counts} on {ctx.world} process(es)")
         total = settings.epochs * steps
         global_batch = settings.batch_size * ctx.world
         peak_lr = settings.lr * global_batch / settings.lr_ref_batch
@@ -241,28 +282,70 @@ class Trainer:
             f"{settings.batch_size} photos/step/process ({settings.accum_steps} x {micro}), "
             f"sketches every {factor or '-'} micro-steps, peak lr {peak_lr:.2e}, "
             f"{ctx.world} process(es) on {ctx.device}")
+        partial = state.get("partial") if state is not None else None
         try:
             with _StopFlag() as stop:
                 for epoch in range(start.epoch, settings.epochs):
                     first = start.step if epoch == start.epoch else 0
-                    record = self._epoch(
+                    tally = _Tally.restore(partial if epoch == start.epoch else None)
+                    stopped = self._epoch(
                         index, stage, model, params, optimizer, scaler, streams, epoch, first,
-                        steps, total, peak_lr, warmup, wd_end, stop, progress, report)
+                        steps, total, peak_lr, warmup, wd_end, stop, progress, tally)
+                    if stopped is not None and stopped < steps:  # mid-epoch: save and stop
+                        self._save(Position(index, epoch, stopped), optimizer, scaler,
+                                   partial=tally.snapshot())
+                        raise self._interrupted(stage, epoch, stopped)
+                    record = tally.record(stage.name, epoch, ctx.world)
+                    report.seconds += tally.seconds
+                    report.images += tally.images * ctx.world
                     self.history.append(record)
                     progress.epoch(record)
                     self._append_history(record)
+                    self._report_unreadable()
+                    if not self._weights_finite(params):
+                        raise TrainingStopped(
+                            f"non-finite weights after stage {stage.name}, epoch {epoch + 1}; "
+                            f"the last good checkpoint is {self._last_checkpoint()}")
                     self._save(Position(index, epoch + 1, 0), optimizer, scaler)
+                    if stopped is not None:  # Ctrl-C on an epoch's last step
+                        raise self._interrupted(stage, epoch + 1, 0)
         finally:
             progress.close()
         return report
+
+    def _interrupted(self, stage: Stage, epoch: int, step: int) -> Interrupted:
+        where = f" ({self.paths.last})" if self.paths else ""
+        at = f"epoch {epoch + 1}, step {step + 1}" if step else f"the end of epoch {epoch}"
+        return Interrupted(f"interrupted in stage {stage.name} at {at}; checkpoint saved{where}; "
+                           "continue with --resume")
+
+    def _last_checkpoint(self) -> str:
+        return (str(self.paths.last) if self.paths and self.paths.last.exists()
+                else "none (first epoch)")
+
+    @staticmethod
+    def _weights_finite(params: list[nn.Parameter]) -> bool:
+        return all(bool(torch.isfinite(p).all()) for p in params)
+
+    def _report_unreadable(self) -> None:
+        if self.unreadable and len(self.unreadable) != self._reported_unreadable:
+            self._reported_unreadable = len(self.unreadable)
+            example = sorted(self.unreadable)[0]
+            self.output.warn(f"{len(self.unreadable)} unreadable training images skipped so "
+                             f"far (e.g. {example})")
 
     def _epoch(self, index: int, stage: Stage, model: nn.Module, params: list,
                optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
                streams: dict, epoch: int, first: int, steps: int, total: int, peak_lr: float,
                warmup: int, wd_end: float, stop: _StopFlag, progress: TrainingProgress,
-               report: StageReport) -> dict[str, Any]:
+               tally: _Tally) -> int | None:
+        """Train steps ``first..steps`` of an epoch into ``tally``; returns None, or the
+        number of steps done when Ctrl-C stopped it."""
         ctx, settings = self.context, stage.settings
         accum, factor = settings.accum_steps, settings.skt_factor
+        # Each micro-loss is divided by the micro-losses a step has on average (as in the
+        # TVT/PSKD code: accum photo parts and accum / skt_factor sketch parts).
+        parts = accum + (accum / factor if factor else 0)
         micro_done = first * accum
         iterators: dict[str, Iterator[LoadedBatch]] = {}
         for modality, (_, sampler, loader) in streams.items():
@@ -272,29 +355,26 @@ class Trainer:
         model.train()
         for module in stage.frozen.values():
             module.eval()
-        sums: dict[str, torch.Tensor] = {}
-        count = 0
-        images = 0
-        epoch_start = time.perf_counter()
-        lr = peak_lr
+        started = time.perf_counter()
         for step in range(first, steps):
             global_step = epoch * steps + step
-            lr = cosine(global_step, total, peak_lr, settings.min_lr, warmup)
+            tally.lr = cosine(global_step, total, peak_lr, settings.min_lr, warmup)
             wd = cosine(global_step, total, settings.weight_decay, wd_end)
-            set_step_values(optimizer, lr, wd)
+            set_step_values(optimizer, tally.lr, wd)
             micro_ids = range(step * accum, (step + 1) * accum)
-            with_sketch = [factor and (m + 1) % factor == 0 for m in micro_ids]
-            parts = accum + sum(with_sketch)
+            with_sketch = [bool(factor) and (m + 1) % factor == 0 for m in micro_ids]
             step_losses: dict[str, torch.Tensor] = {}
             for i, sketch_now in enumerate(with_sketch):
                 photo = next(iterators["photo"])
                 sketch = next(iterators["sketch"]) if sketch_now else None
                 batch = Batch(photo.images.to(ctx.device, non_blocking=True),
                               photo.labels.to(ctx.device, non_blocking=True))
+                self.unreadable.update(photo.unreadable)
                 if sketch is not None:
                     batch.sketches = sketch.images.to(ctx.device, non_blocking=True)
                     batch.sketch_labels = sketch.labels.to(ctx.device, non_blocking=True)
-                images += len(photo.labels) + (len(sketch.labels) if sketch is not None else 0)
+                    self.unreadable.update(sketch.unreadable)
+                tally.images += len(photo.labels) + (len(sketch.labels) if sketch else 0)
                 last = i == accum - 1
                 sync = contextlib.nullcontext() if last or not ctx.distributed else model.no_sync()
                 with sync:
@@ -304,44 +384,32 @@ class Trainer:
                         raise UserError(f"stage {stage.name}: training_step returned no 'loss'")
                     scaler.scale(losses["loss"].float() / parts).backward()
                 for key, value in losses.items():
-                    detached = value.detach().float()
-                    step_losses[key] = step_losses.get(key, 0) + detached / accum
-            flags = torch.stack([~torch.isfinite(step_losses["loss"]),
+                    step_losses[key] = step_losses.get(key, 0) + value.detach().float() / accum
+            scaler.unscale_(optimizer)
+            grads_finite = clip_gradients(params, settings.clip_grad, settings.clip_mode)
+            flags = torch.stack([~torch.isfinite(step_losses["loss"]).to(ctx.device),
+                                 ~grads_finite.to(ctx.device),
                                  torch.tensor(stop.raised, device=ctx.device)]).float()
             flags = all_reduce_sum(flags.to(ctx.device), ctx).cpu()
-            if flags[0] > 0:
+            if flags[0] > 0 or flags[1] > 0:
                 optimizer.zero_grad(set_to_none=True)
+                what = "loss" if flags[0] > 0 else "gradients (with a finite loss)"
                 described = ", ".join(f"{k}={v.item():.4g}" for k, v in step_losses.items())
-                where = "the last good checkpoint is " + (
-                    str(self.paths.last) if self.paths and self.paths.last.exists()
-                    else "none (first epoch)")
-                raise TrainingStopped(f"non-finite loss in stage {stage.name}, epoch {epoch + 1}, "
-                                      f"step {step + 1}: {described}; {where}")
-            scaler.unscale_(optimizer)
-            clip_gradients(params, settings.clip_grad, settings.clip_mode)
+                raise TrainingStopped(f"non-finite {what} in stage {stage.name}, epoch "
+                                      f"{epoch + 1}, step {step + 1}: {described}; the last good "
+                                      f"checkpoint is {self._last_checkpoint()}")
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
-            for key, value in step_losses.items():
-                sums[key] = sums.get(key, 0) + value
-            count += 1
-            if flags[1] > 0:
-                self._save(Position(index, epoch, step + 1), optimizer, scaler)
-                where = f" ({self.paths.last})" if self.paths else ""
-                raise Interrupted(f"interrupted in stage {stage.name}, epoch {epoch + 1}, step "
-                                  f"{step + 1}; checkpoint saved{where}; continue with --resume")
+            tally.add(step_losses)
+            tally.seconds += time.perf_counter() - started
+            started = time.perf_counter()
+            if flags[2] > 0:
+                return step + 1
             if (step + 1) % self.options.log_every == 0 or step + 1 == steps:
-                now = time.perf_counter()
-                rate = images * ctx.world / (now - epoch_start)
-                shown = {k: (v / count).item() for k, v in sums.items()}
-                progress.step(epoch, step + 1, shown, lr, rate)
-        seconds = time.perf_counter() - epoch_start
-        report.seconds += seconds
-        report.images += images * ctx.world
-        return {"stage": stage.name, "epoch": epoch + 1, "steps": count, "lr": lr,
-                "losses": {k: (v / max(count, 1)).item() for k, v in sums.items()},
-                "images_per_second": images * ctx.world / seconds if seconds else 0.0,
-                "seconds": seconds}
+                progress.step(epoch, step + 1, tally.means(), tally.lr,
+                              tally.images * ctx.world / max(tally.seconds, 1e-9))
+        return None
 
     def _synchronise(self) -> None:
         """Give every rank rank 0's module state. DDP keeps parameters equal, but each
@@ -356,10 +424,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ files
     def _save(self, position: Position, optimizer: torch.optim.Optimizer,
-              scaler: torch.amp.GradScaler) -> None:
+              scaler: torch.amp.GradScaler, partial: dict[str, Any] | None = None) -> None:
         if self.paths is None or not self.context.main:
             return
         checkpoint.save(self.paths.last, {
+            "partial": partial,
             "position": {"stage": position.stage, "epoch": position.epoch,
                          "step": position.step},
             "modules": checkpoint.module_states(self.modules),
@@ -388,10 +457,10 @@ class Trainer:
                         break
                 except (OSError, ValueError):
                     continue
-        from sbirbench.distributed import broadcast_object
+        from sbirbench.distributed import agree, broadcast_object
 
         found = broadcast_object(found, self.context)
-        if found is None or not Path(found).is_file():
+        if found is None or not agree(Path(found).is_file(), self.context):
             return False
         saved = checkpoint.load(Path(found))
         checkpoint.load_module_states(dict(stage.modules), saved["modules"])

@@ -18,7 +18,13 @@ from torch import nn
 
 from sbirbench import atomic
 from sbirbench.data import ImageItems, collate, shard
-from sbirbench.distributed import Context, broadcast_object, gather_by_index
+from sbirbench.distributed import (
+    Context,
+    agree,
+    broadcast_object,
+    gather_by_index,
+    max_over_ranks,
+)
 from sbirbench.errors import UserError
 from sbirbench.hashing import itq_codes
 from sbirbench.interfaces import Backbone, Method, Modality, SBIRDataset
@@ -54,12 +60,12 @@ def autocast_context(device: torch.device, precision: str) -> contextlib.Abstrac
 
 
 def _cache_path(key: str | None, dataset: SBIRDataset, modality: str, transform: str,
-                refs: list) -> Any:
+                refs: list, numerics: str) -> Any:
     if key is None:
         return None
     digest = hashlib.sha256()
-    for part in (key, dataset.name, dataset.split, modality, transform, str(len(refs)),
-                 *map(str, refs)):
+    for part in (key, dataset.name, dataset.split, modality, transform, numerics,
+                 str(len(refs)), *map(str, refs)):
         digest.update(part.encode())
         digest.update(b"\0")
     return cache_dir("features") / f"{digest.hexdigest()[:32]}.pt"
@@ -74,9 +80,14 @@ def embed(method: Method, dataset: SBIRDataset, modality: Modality, *, context: 
         raise UserError(f"data set {dataset.name} has no test {modality}s")
     backbone = find_backbone(method.model())
     transform = eval_transform(backbone.input_size, backbone.mean, backbone.std)
-    path = _cache_path(cache_key, dataset, modality, describe(transform), [r for r, _ in items])
+    numerics = f"{precision} on {context.device.type}"
+    path = _cache_path(cache_key, dataset, modality, describe(transform), [r for r, _ in items],
+                       numerics)
     cached = None
-    if path is not None and path.is_file():
+    # Rank 0 decides; every rank must see the file, or all of them compute the features.
+    hit = broadcast_object(path is not None and path.is_file() if context.main else None,
+                           context)
+    if hit and agree(path.is_file(), context):
         cached = torch.load(path, map_location="cpu", weights_only=True)
     if cached is None:
         cached = _forward(method, dataset, items, modality, transform, context, batch_size,
@@ -108,10 +119,14 @@ def _forward(method: Method, dataset: SBIRDataset, items: list, modality: Modali
             features.append(out.float())
             indices.append(batch.indices.to(context.device))
     model.train(was_training)
-    if not features:
+    # A rank with nothing to embed (a small or unreadable shard) still joins the gather.
+    dim = max_over_ranks(features[0].shape[1] if features else 0, context)
+    if dim == 0:
         raise UserError(f"no readable test {modality} in data set {dataset.name}")
-    local = torch.cat(features)
-    full, filled = gather_by_index(local, torch.cat(indices), len(items), context)
+    local = torch.cat(features) if features else torch.zeros(0, dim, device=context.device)
+    local_idx = (torch.cat(indices) if indices
+                 else torch.zeros(0, dtype=torch.long, device=context.device))
+    full, filled = gather_by_index(local, local_idx, len(items), context)
     if context.distributed:
         unreadable = [path for part in _all_gather_objects(unreadable, context) for path in part]
     return {"features": full.cpu(), "filled": filled.cpu(), "unreadable": sorted(set(unreadable))}
@@ -158,5 +173,5 @@ def evaluate(method: Method, dataset: SBIRDataset, *, context: Context, metrics:
                                    ap=ap, similarity="hamming", device=context.device)
         out["hashed_metrics"] = {m: hashed[m] for m in metrics}
         out["hash"] = {"bits": hash_bits, "method": "PCA + ITQ (50 iterations, reference "
-                       "update), fitted on the query features"}
+                       "update), fitted on the raw query features, each set centred"}
     return out

@@ -26,11 +26,12 @@ def evaluate_checkpoint(path: Path, options: RunOptions, *, output: Path | None 
     spec = from_checkpoint(saved["config"], options)
     context = distributed.setup(spec.device)
     out = set_output(log_mode)
+    succeeded = False
     try:
         started = time.time()
         seed_everything(spec.options.seed)
         dataset = spec.build_dataset()
-        warning = spec.check_test_size(dataset)
+        warning = spec.bind_data(dataset)
         if warning:
             out.warn(warning)
         method = spec.build_method(saved["num_classes"], pretrained=False)
@@ -61,6 +62,7 @@ def evaluate_checkpoint(path: Path, options: RunOptions, *, output: Path | None 
             target = output or path.parent / f"eval-{spec.benchmark}.json"
             atomic.write_json(target, result)
             out.info(f"result: {target}")
+        succeeded = True
         return result
     finally:
-        distributed.teardown(context)
+        distributed.teardown(context, succeeded=succeeded)

@@ -224,11 +224,13 @@ class Stage:
 
 @dataclass(frozen=True)
 class MethodSetup:
-    """What a method is built from."""
+    """What a method is built from. ``training`` is False when the method is rebuilt
+    only to embed (``sbirbench eval``): networks used only in training can be skipped."""
 
     num_classes: int
     backbone: BackboneSpec
     seed: int = 0
+    training: bool = True
 
 
 class Method(ABC):

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -239,25 +240,38 @@ class _RelevantColumns:
 
 
 # --------------------------------------------------------------------------- device ops
+def _cpus() -> int:
+    """CPUs this process may use (the container's share, not the host's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
 @cache
 def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1)))
+    return ThreadPoolExecutor(max_workers=min(8, _cpus()))
+
+
+_THREADS_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
 def _single_threaded_libraries() -> Iterator[None]:
     """Our worker threads split the queries; BLAS and torch inside them must not fan out
     again. threadpoolctl is the only portable way to limit numpy's BLAS threads at run
-    time (their busy-waiting after each product otherwise slows the sorts by ~15%)."""
+    time (their busy-waiting after each product otherwise slows the sorts by ~15%). The
+    thread settings are process-wide, so concurrent calls take turns."""
     from threadpoolctl import threadpool_limits
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(limits=1, user_api="blas"):
-            yield
-    finally:
-        torch.set_num_threads(before)
+    with _THREADS_LOCK:
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with threadpool_limits(limits=1, user_api="blas"):
+                yield
+        finally:
+            torch.set_num_threads(before)
 
 
 def _sort_rows(x: torch.Tensor) -> torch.Tensor:
@@ -423,12 +437,13 @@ def _sklearn_terms(sorted_scores: torch.Tensor, needles: torch.Tensor,
 
 # --------------------------------------------------------------------------- plumbing
 def _auto_chunk(num_gallery: int, max_relevant: int, dev: torch.device) -> int:
-    """Queries per chunk: fit score rows (and their sorted copy) in a memory budget."""
-    per_row = num_gallery * 24 + max_relevant * 64
+    """Queries per block: the score rows, their sorted copy and the stable-rank path's
+    int64 indices fit a memory budget (on the CPU shared by the concurrent workers)."""
+    per_row = num_gallery * 32 + max_relevant * 64
     if dev.type == "cuda":
         free, _ = torch.cuda.mem_get_info(dev)
         return max(1, int(free * 0.4) // per_row)
-    budget = min(_available_memory() // 4, 2 << 30)
+    budget = min(_available_memory() // 4, 2 << 30) // _pool()._max_workers
     return max(1, min(CPU_MAX_CHUNK, budget // per_row))
 
 

@@ -49,16 +49,18 @@ def set_step_values(optimizer: torch.optim.Optimizer, lr: float, weight_decay: f
         group["weight_decay"] = weight_decay if group["apply_wd"] else 0.0
 
 
-def clip_gradients(parameters: list[nn.Parameter], max_norm: float | None, mode: str) -> None:
+def clip_gradients(parameters: list[nn.Parameter], max_norm: float | None,
+                   mode: str) -> torch.Tensor:
     """Clip each parameter's gradient norm (``param``, DINO's clip_gradients) or the
-    global norm (``global``), without a host synchronisation."""
-    if max_norm is None:
-        return
+    global norm (``global``); no clipping when ``max_norm`` is None. Returns whether every
+    gradient is finite, as a tensor (no host synchronisation here)."""
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
-        return
-    if mode == "global":
-        torch.nn.utils.clip_grad_norm_(parameters, max_norm, foreach=True)
-        return
-    for grad in grads:  # a few small kernels per tensor; no .item(), so no sync
-        grad.mul_(torch.clamp(max_norm / (torch.linalg.vector_norm(grad) + 1e-6), max=1.0))
+        return torch.ones((), dtype=torch.bool)
+    if mode == "global" or max_norm is None:
+        limit = float("inf") if max_norm is None else max_norm
+        return torch.isfinite(torch.nn.utils.clip_grad_norm_(parameters, limit, foreach=True))
+    norms = [torch.linalg.vector_norm(grad) for grad in grads]
+    for grad, norm in zip(grads, norms, strict=True):  # a few small kernels per tensor
+        grad.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0))
+    return torch.isfinite(torch.stack(norms).sum())

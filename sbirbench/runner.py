@@ -69,12 +69,13 @@ def execute(spec: RunSpec, *, out: Path, resume: bool = False, workers: int | No
     """Run ``spec`` on this process's share of the job; every rank returns the result."""
     context = distributed.setup(spec.device)
     output = set_output(log_mode)
+    succeeded = False
     try:
         if spec.options.world_size != context.world:
             raise UserError(f"the configuration says {spec.options.world_size} processes but "
                             f"{context.world} are running")
         dataset = spec.build_dataset()
-        warning = spec.check_test_size(dataset)
+        warning = spec.bind_data(dataset)
         if warning:
             output.warn(warning)
         decision = None
@@ -85,14 +86,17 @@ def execute(spec: RunSpec, *, out: Path, resume: bool = False, workers: int | No
         paths = RunPaths(Path(root))
         if finished is not None:
             output.info(f"this configuration already finished in {paths.root}")
+            succeeded = True
             return finished
         # Every rank reads the checkpoint itself (a shared file system, as usual for
         # multi-node training), rather than receiving it pickled from rank 0.
         state = checkpoint.load(paths.last) if has_state else None
-        return _train_and_evaluate(spec, dataset, paths, state, context, output, workers,
-                                   eval_batch_size)
+        result = _train_and_evaluate(spec, dataset, paths, state, context, output, workers,
+                                     eval_batch_size)
+        succeeded = True
+        return result
     finally:
-        distributed.teardown(context)
+        distributed.teardown(context, succeeded=succeeded)
 
 
 def _train_and_evaluate(spec: RunSpec, dataset: Any, paths: RunPaths,
@@ -150,6 +154,7 @@ def _train_and_evaluate(spec: RunSpec, dataset: Any, paths: RunPaths,
                       "total": round(finished - started, 3)},
         "images_per_second": {r.name: round(r.images_per_second, 1) for r in reports},
         "reused_stages": trainer.reused,
+        "unreadable_training_images": len(trainer.unreadable),
         "model_checkpoint": paths.model.name, "model_sha256": model_hash,
     }
     if context.main:

@@ -8,6 +8,7 @@ the TOML file beside the method's module), flags (``--epochs``, ``--batch-size``
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -71,6 +72,14 @@ class RunSpec:
     precision: str
     published: tuple = field(default_factory=tuple)
     test_size: tuple[int, int] | None = None
+    data_fingerprint: str | None = None
+
+    def bind_data(self, dataset: SBIRDataset) -> str | None:
+        """Tie the run to what the data set holds (its fingerprint joins the identity) and
+        rename the benchmark when the test set is not the benchmark's; returns the warning
+        of :meth:`check_test_size`, if any."""
+        self.data_fingerprint = data_fingerprint(dataset)
+        return self.check_test_size(dataset)
 
     def check_test_size(self, dataset: SBIRDataset) -> str | None:
         """Rename the benchmark to ``<dataset>-<split>`` when the data's test set is not
@@ -97,7 +106,7 @@ class RunSpec:
             "dataset": self.dataset_name, "dataset_config": dataset,
             "benchmark": self.benchmark, "benchmark_version": self.benchmark_version,
             "seed": self.options.seed, "world_size": self.options.world_size,
-            "precision": self.precision,
+            "precision": self.precision, "data": self.data_fingerprint,
         }
 
     @property
@@ -125,8 +134,23 @@ class RunSpec:
 
     def build_method(self, num_classes: int, *, pretrained: bool = True) -> Method:
         setup = MethodSetup(num_classes, self.backbone_spec(pretrained=pretrained),
-                            self.options.seed)
+                            self.options.seed, training=pretrained)
         return self.method_cls(self.method_config, setup)
+
+
+def data_fingerprint(dataset: SBIRDataset) -> str:
+    """A digest of every (item, label) of both subsets and modalities, with paths taken
+    relative to the data set's root (so moving the data keeps it, changing it does not)."""
+    root = str(dataset.describe().get("root") or "")
+    digest = hashlib.sha256()
+    for subset in ("train", "test"):
+        for modality in ("sketch", "photo"):
+            items = dataset.items(subset, modality)
+            digest.update(f"{subset}/{modality}:{len(items)}\n".encode())
+            for ref, label in items:
+                text = str(ref)
+                digest.update(f"{text.removeprefix(root)}\t{label}\n".encode())
+    return digest.hexdigest()
 
 
 def load_presets(method_cls: type) -> dict[str, dict[str, Any]]:
@@ -155,6 +179,18 @@ def choose_preset(presets: dict[str, dict[str, Any]], asked: str | None, benchma
     return None
 
 
+def dataset_and_split(name: str, split: str | None) -> tuple[str, type[SBIRDataset], str]:
+    """The registered name and class of a data set, and the split (its default if None)."""
+    plugins = get_plugins()
+    dataset_cls = plugins.datasets.load(name)
+    name = plugins.datasets.get(name).name
+    split = split or dataset_cls.splits[0]
+    if split not in dataset_cls.splits:
+        raise UserError(f"data set {name} has the splits {', '.join(dataset_cls.splits)}; "
+                        f"not '{split}'")
+    return name, dataset_cls, split
+
+
 def _split_backbone(value: str) -> tuple[str, dict[str, str]]:
     """``NAME:MODEL`` sets the backbone's ``model`` option (``timm:resnet50``)."""
     name, sep, model = value.partition(":")
@@ -179,12 +215,7 @@ def resolve(options: RunOptions) -> RunSpec:
     else:
         raise UserError("name a data set (--dataset NAME) or a benchmark (--benchmark NAME)")
 
-    dataset_cls = plugins.datasets.load(dataset_name)
-    dataset_name = plugins.datasets.get(dataset_name).name
-    split = split or dataset_cls.splits[0]
-    if split not in dataset_cls.splits:
-        raise UserError(f"data set {dataset_name} has the splits {', '.join(dataset_cls.splits)}; "
-                        f"not '{split}'")
+    dataset_name, dataset_cls, split = dataset_and_split(dataset_name, split)
     if bench is None:
         bench = load_benchmarks().find(dataset_name, split)
     benchmark = bench.name if bench else f"{dataset_name}-{split}"
@@ -293,13 +324,7 @@ def from_checkpoint(config: dict[str, Any], options: RunOptions) -> RunSpec:
 def build_dataset(name: str, split: str | None, data_root: str | None,
                   overrides: tuple[str, ...] | list[str] = ()) -> SBIRDataset:
     """A data set from its plugin name, split, root and ``dataset.KEY=VALUE`` overrides."""
-    plugins = get_plugins()
-    dataset_cls = plugins.datasets.load(name)
-    name = plugins.datasets.get(name).name
-    split = split or dataset_cls.splits[0]
-    if split not in dataset_cls.splits:
-        raise UserError(f"data set {name} has the splits {', '.join(dataset_cls.splits)}; "
-                        f"not '{split}'")
+    name, dataset_cls, split = dataset_and_split(name, split)
     values = {"split": split, **split_overrides(overrides)["dataset"]}
     if data_root is not None:
         values["data_root"] = data_root

@@ -59,3 +59,14 @@ def test_real_subprocess_errors_are_one_line():
                          capture_output=True, text=True)
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr and "Invalid value" in bad.stderr
+
+
+def test_errors_from_loader_workers_keep_their_own_message():
+    from sbirbench.cli import one_line
+    from sbirbench.errors import UserError
+
+    wrapped = UserError("Caught UnreadableImage in DataLoader worker process 0.\n"
+                        "Original Traceback (most recent call last):\n  File ...\n"
+                        "sbirbench.data.UnreadableImage: unreadable image /d/x.png: truncated\n")
+    assert one_line(wrapped) == "unreadable image /d/x.png: truncated"
+    assert one_line(UserError("plain message\nsecond")) == "plain message"

@@ -276,3 +276,40 @@ def test_sketchy_mini(capsys):
     report = json.loads(outcome.out)
     assert outcome.code == 0 and report["counts"]["test"] == {"sketch": 525, "photo": 525}
     assert report["missing_classes"] == [] and report["seen"] == 104
+
+
+def test_pskd_sketchy_layout(tmp_path):
+    seen, unseen = classes_for("sketchy", "zeroshot")
+    folder_tree(tmp_path, "sketch", ["photo/tx_000000000000"], seen + unseen)
+    dataset = Sketchy(SketchyConfig(data_root=str(tmp_path), split="zeroshot"))
+    assert dataset.describe()["layout"] == "pskd-sketchy"
+    check(dataset, seen, unseen)
+
+
+def test_two_lists_of_one_subset_do_not_duplicate_items(tmp_path):
+    seen, unseen = classes_for("tuberlin", "zeroshot")
+    file_list_tree(tmp_path / "TUBerlin", "zeroshot", seen, unseen,
+                   "png_ready_filelist_{subset}.txt", "ImageResized_ready_filelist_{subset}.txt")
+    split = tmp_path / "TUBerlin" / "zeroshot"
+    copy = (split / "ImageResized_ready_filelist_zero.txt").read_text()
+    (split / "all_photo_filelist_zero.txt").write_text(copy)
+    dataset = TUBerlin(TUBerlin.Config(data_root=str(tmp_path), split="zeroshot"))
+    assert len(dataset.items("test", "photo")) == 30
+
+
+def test_data_fingerprint_follows_content_not_location(tmp_path):
+    import shutil
+
+    from sbirbench.runspec import data_fingerprint
+
+    seen, unseen = classes_for("sketchy", "zeroshot")
+    folder_tree(tmp_path / "a", "sketch/tx_000000000000", ["photo/tx_000000000000"],
+                seen + unseen)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    config = dict(split="zeroshot", index_cache=False)
+    first = data_fingerprint(Sketchy(SketchyConfig(data_root=str(tmp_path / "a"), **config)))
+    moved = data_fingerprint(Sketchy(SketchyConfig(data_root=str(tmp_path / "b"), **config)))
+    assert first == moved
+    image(tmp_path / "b/photo/tx_000000000000/bat/extra.jpg")
+    changed = data_fingerprint(Sketchy(SketchyConfig(data_root=str(tmp_path / "b"), **config)))
+    assert changed != first

@@ -113,6 +113,7 @@ def test_interrupt_and_resume_match_an_uninterrupted_run(tmp_path, capsys, monke
     assert ra["metrics"] == rb["metrics"]
     history = [json.loads(x) for x in (split / "history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert [h["steps"] for h in history] == [15, 15, 15]  # the resumed epoch is whole
 
 
 @pytest.mark.slow
@@ -139,6 +140,7 @@ class NanConfig(TrainConfig):
     backbone: str = "timm_tiny"
     epochs: int = 2
     nan_at: int = 20
+    nan_in: str = "loss"
 
 
 class NanMethod(sbirbench.interfaces.Method):
@@ -156,7 +158,12 @@ class NanMethod(sbirbench.interfaces.Method):
         self.calls += 1
         logits = self.head(self.backbone(batch.photos)["pooled"])
         ce = torch.nn.functional.cross_entropy(logits, batch.photo_labels)
-        extra = torch.tensor(float("nan")) if self.calls >= self.config.nan_at else ce * 0
+        if self.calls < self.config.nan_at:
+            extra = ce * 0
+        elif self.config.nan_in == "loss":
+            extra = torch.tensor(float("nan"))
+        else:  # finite (zero) loss, infinite gradient: d sqrt(x) / dx at x = 0
+            extra = (self.head.weight * 0).abs().sqrt().sum()
         return {"loss": ce + extra, "ce": ce, "extra": extra}
 
     def stages(self):
@@ -260,3 +267,27 @@ def test_a_subset_is_never_recorded_under_the_benchmark_name(tmp_path, capsys):
     assert outcome.json_lines()[-1]["benchmark"] == "sketchy-zeroshot"
     assert (tmp_path / "runs" / "sketchy-zeroshot" / "pretrained").is_dir()
     assert not (tmp_path / "runs" / "sketchy-21").exists()
+
+
+def test_non_finite_gradients_with_a_finite_loss_also_stop(tmp_path, capsys, fresh_plugins):
+    with registered_plugin(NanPlugin(), "nan-plugin"):
+        outcome = invoke(capsys, "run", "nan-probe", "--dataset", "synthetic", "--out",
+                         str(tmp_path), "--set", "nan_in=gradients", *SMALL)
+    assert outcome.code == 1
+    assert "non-finite gradients (with a finite loss) in stage probe, epoch 2, step 5" \
+        in outcome.err
+
+
+def test_eval_does_not_need_the_teacher_checkpoint_any_more(tmp_path, capsys):
+    fast = ["--set", "teacher_epochs=1", "--epochs", "1", *SMALL]
+    assert invoke(capsys, "run", "pskd", "--dataset", "synthetic", "--out", str(tmp_path / "a"),
+                  *fast).code == 0
+    teacher = only_run(tmp_path / "a", method="pskd") / "stages" / "teacher.pt"
+    moved = tmp_path / "teacher.pt"
+    teacher.rename(moved)
+    assert invoke(capsys, "run", "pskd", "--dataset", "synthetic", "--out", str(tmp_path / "b"),
+                  *fast, "--set", f"teacher_checkpoint={moved}").code == 0
+    moved.unlink()
+    run = only_run(tmp_path / "b", method="pskd")
+    evaluated = invoke(capsys, "eval", str(run), "--log-format", "quiet")
+    assert evaluated.code == 0, evaluated.err

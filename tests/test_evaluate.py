@@ -77,6 +77,9 @@ def test_features_are_cached_by_key(monkeypatch):
     assert again["metrics"] == first["metrics"]
     with pytest.raises(AssertionError, match="recomputed"):
         evaluate(method, dataset, context=Context(), metrics=("map@all",), cache_key="k2")
+    with pytest.raises(AssertionError, match="recomputed"):  # other numerics, other entry
+        evaluate(method, dataset, context=Context(), metrics=("map@all",), cache_key="k1",
+                 precision="bf16")
 
 
 def test_hash_bits_adds_binary_results():

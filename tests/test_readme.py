@@ -57,7 +57,31 @@ def test_plugin_example_from_the_readme_works(tmp_path, monkeypatch, fresh_plugi
             monkeypatch.delitem(sys.modules, name)
 
 
+def test_plugin_example_is_what_new_method_writes():
+    from sbirbench.cli.new_method import render
+
+    files = python_blocks()
+    assert files["sbirbench_probe/method.py"] == render("method.py.tmpl", "probe")
+    assert files["sbirbench_probe/__init__.py"] == render("plugin.py.tmpl", "probe")
+    lines = sum(len(code.splitlines()) for code in files.values())
+    assert lines < 50, lines
+
+
 def check_example_entry(kind: str, target: type) -> None:
+    if kind == "method":
+        import json
+        import tempfile
+        from pathlib import Path
+
+        from sbirbench.cli import main
+
+        with tempfile.TemporaryDirectory() as out:
+            main(["run", "probe", "--dataset", "synthetic", "--epochs", "1", "--batch-size",
+                  "8", "--set", "dataset.sketches_per_class=8", "--set",
+                  "dataset.photos_per_class=8", "--out", out, "--log-format", "quiet"])
+            (result,) = Path(out).rglob("result.json")
+            assert json.loads(result.read_text())["method"] == "probe"
+        return
     if kind == "dataset":
         dataset = target(target.Config())
         for subset, classes in (("train", dataset.seen_classes), ("test", dataset.unseen_classes)):

@@ -82,6 +82,17 @@ def cli(debug: bool) -> None:
         os.environ[DEBUG_ENV] = "1"
 
 
+def one_line(exc: BaseException) -> str:
+    """The message of a user error; for one re-raised from a DataLoader worker (whose text
+    is torch's "Caught X in DataLoader worker" plus a traceback), the original message."""
+    text = str(exc) or type(exc).__name__
+    lines = [line for line in text.splitlines() if line.strip()]
+    if lines and lines[0].startswith("Caught ") and len(lines) > 1:
+        _, _, original = lines[-1].partition(": ")
+        return original or lines[-1]
+    return lines[0] if lines else text
+
+
 def _fail(message: str, code: int) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
@@ -108,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> Any:
     except UserError as exc:
         if debug_enabled():
             raise
-        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, exc.exit_code)
+        _fail(one_line(exc), exc.exit_code)
     except Exception as exc:
         if debug_enabled():
             raise

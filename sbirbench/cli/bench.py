@@ -49,7 +49,8 @@ def bench_command(suite: str | None, out: Path, list_only: bool, **options: Any)
                 return
             done = "done before" if event == "skipped" else "finished"
             metrics = ", ".join(f"{k} {v:.3f}" for k, v in list(result["metrics"].items())[:2])
-            bar.console.print(f"  {job.label}: {metrics} ({done})")
+            label = job.label.replace(f" on {job.benchmark},", f" on {result['benchmark']},")
+            bar.console.print(f"  {label}: {metrics} ({done})")
             bar.advance(task)
 
         results = run_suite(chosen, out, options, report)
