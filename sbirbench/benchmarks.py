@@ -53,13 +53,6 @@ class Benchmark:
     published: tuple[PublishedRow, ...] = ()
     test_size: tuple[int, int] | None = None
 
-    def matches(self, queries: int, gallery: int, tolerance: float = 0.01) -> bool:
-        """Whether a test set of this size is this benchmark's (within ``tolerance``)."""
-        if self.test_size is None:
-            return True
-        return all(abs(n - want) <= tolerance * want
-                   for n, want in zip((queries, gallery), self.test_size, strict=True))
-
 
 @dataclass(frozen=True)
 class Suite:

@@ -76,13 +76,6 @@ def build_config(cls: type, values: Mapping[str, Any], *, what: str) -> Any:
         raise ConfigError(f"invalid config for {what}: {exc}") from None
 
 
-def replace_config(config: Any, values: Mapping[str, Any], *, what: str) -> Any:
-    """A copy of ``config`` with ``values`` applied (checked like :func:`build_config`)."""
-    current = {name: getattr(config, name) for name in field_names(type(config))}
-    current.update(values)
-    return build_config(type(config), current, what=what)
-
-
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 _NONE = {"none", "null", ""}

@@ -120,7 +120,7 @@ class _StopFlag:
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
-    def _handle(self, signum: int, frame: Any) -> None:
+    def _handle(self, signum: int, _frame: Any) -> None:
         if self.raised and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.raised = True

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
 Subset = Literal["train", "test"]
 Modality = Literal["sketch", "photo"]
-MODALITIES: tuple[Modality, Modality] = ("sketch", "photo")
 
 #: One image of a data set: a file path or an index the data set understands, and a label.
 #: Train labels index ``seen_classes``; test labels index ``unseen_classes``.

@@ -252,8 +252,8 @@ def resolve(options: RunOptions) -> RunSpec:
     dataset_config = build_config(dataset_cls.Config, dataset_values,
                                   what=f"data set {dataset_name}")
 
-    metrics = options.metrics or tuple(dict.fromkeys(
-        (*(bench.metrics if bench else ()), *STANDARD_METRICS)))
+    metrics = options.metrics or (tuple(dict.fromkeys((*bench.metrics, *STANDARD_METRICS)))
+                                  if bench else dataset_cls.default_metrics)
     metrics = tuple(parse_metric(m) for m in metrics)
     device, precision = _device_and_precision(options)
     return RunSpec(
@@ -297,8 +297,8 @@ def from_checkpoint(config: dict[str, Any], options: RunOptions) -> RunSpec:
     dataset_values["data_root"] = options.data_root or (config.get("data_root")
                                                         if same_dataset else None)
     bench = load_benchmarks().find(dataset_name, split)
-    metrics = options.metrics or tuple(dict.fromkeys(
-        (*(bench.metrics if bench else ()), *STANDARD_METRICS)))
+    metrics = options.metrics or (tuple(dict.fromkeys((*bench.metrics, *STANDARD_METRICS)))
+                                  if bench else dataset_cls.default_metrics)
     device, precision = _device_and_precision(replace(options, precision=options.precision
                                                       or config.get("precision")))
     return RunSpec(

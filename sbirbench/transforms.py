@@ -14,8 +14,6 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import v2 as T
 
-AUGMENTATIONS = ("dino", "basic", "none")
-
 
 def _finish(mean: Sequence[float], std: Sequence[float]) -> list:
     return [T.ToDtype(torch.float32, scale=True), T.Normalize(list(mean), list(std))]

@@ -5,7 +5,7 @@ from typing import Literal
 
 import pytest
 
-from sbirbench.config import ConfigError, build_config, replace_config, split_overrides
+from sbirbench.config import ConfigError, build_config, split_overrides
 
 
 @dataclass(frozen=True)
@@ -53,11 +53,6 @@ def test_unknown_key_lists_valid_keys():
         "unknown key 'epoch' for method pskd; valid keys: epochs, lr, ila, combine, teacher, "
         "clip, names"
     )
-
-
-def test_replace_keeps_other_values():
-    cfg = replace_config(Example(epochs=9), {"lr": "0.1"}, what="m")
-    assert (cfg.epochs, cfg.lr) == (9, 0.1)
 
 
 def test_overrides_are_split_by_namespace():
