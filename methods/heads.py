@@ -48,6 +48,15 @@ class HeadedBackbone(nn.Module):
         logits, embedding = self.head(features[self.feature])
         return {**features, "logits": logits, "embedding": embedding}
 
+    def check_embed(self, what: str) -> None:
+        """Raise a one-line error unless ``what`` names retrieval features :meth:`embed`
+        can return; called when a method is built, so a typo stops a run before training."""
+        if what not in ("feature", "head", *self.backbone.feature_names):
+            from sbirbench.errors import UserError
+
+            raise UserError(f"embed={what}: expected feature, head or a backbone feature "
+                            f"({', '.join(self.backbone.feature_names)})")
+
     def embed(self, images: torch.Tensor, what: str = "feature") -> torch.Tensor:
         """Retrieval features: the raw backbone feature the head sits on (``feature``),
         another named backbone feature, or the head's L2-normalised embedding (``head``).
@@ -56,9 +65,4 @@ class HeadedBackbone(nn.Module):
         if what == "head":
             return self(images)["embedding"]
         features = self.backbone(images)
-        name = self.feature if what == "feature" else what
-        if name not in features:
-            from sbirbench.errors import UserError
-
-            raise UserError(f"embed={what}: the backbone has no feature '{name}'")
-        return features[name].float()
+        return features[self.feature if what == "feature" else what].float()

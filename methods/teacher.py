@@ -32,6 +32,13 @@ class DistillConfig(TrainConfig):
     backbone_lr_mult: float = 0.1
     embed: str = "feature"
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        try:
+            teacher_settings(self)
+        except UserError as exc:
+            raise ValueError(f"teacher {exc} (the teacher_* fields)") from None
+
 
 def student_and_teacher(config: DistillConfig, setup: MethodSetup, *, teacher: bool = True,
                         ) -> tuple[HeadedBackbone, HeadedBackbone | None]:
@@ -40,6 +47,7 @@ def student_and_teacher(config: DistillConfig, setup: MethodSetup, *, teacher: b
     embed (``setup.training`` False), there is no teacher."""
     heads = dict(feature=config.feature, hidden=config.head_hidden, out=config.head_dim)
     student = HeadedBackbone(setup.backbone.build(), setup.num_classes, **heads)
+    student.check_embed(config.embed)
     other = (HeadedBackbone(setup.backbone.build(), setup.num_classes, **heads)
              if teacher and setup.training else None)
     if other is not None and config.teacher_checkpoint:
@@ -53,12 +61,17 @@ def head_groups(net: HeadedBackbone, backbone_lr_mult: float) -> list[ParamGroup
             ParamGroup("head", [net.head])]
 
 
-def teacher_stage(teacher: HeadedBackbone, config) -> Stage:
-    """Stage ``teacher``: label-smoothed cross-entropy; its own epochs, batch, accumulation
-    and warm-up (``teacher_*`` fields), everything else from ``config``."""
-    settings = StageSettings.from_config(
+def teacher_settings(config: DistillConfig) -> StageSettings:
+    """The teacher's own epochs, batch, accumulation and warm-up (``teacher_*`` fields),
+    everything else from ``config``."""
+    return StageSettings.from_config(
         config, epochs=config.teacher_epochs, batch_size=config.teacher_batch_size,
         accum_steps=config.teacher_accum_steps, warmup_epochs=config.teacher_warmup_epochs)
+
+
+def teacher_stage(teacher: HeadedBackbone, config: DistillConfig) -> Stage:
+    """Stage ``teacher``: label-smoothed cross-entropy with :func:`teacher_settings`."""
+    settings = teacher_settings(config)
 
     def step(batch: Batch) -> dict[str, torch.Tensor]:
         ce = sum(label_smoothed_ce(teacher(images)["logits"], labels, config.smoothing)

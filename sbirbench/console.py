@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.text import Text
 
 MODES = ("rich", "quiet", "jsonl")
@@ -58,6 +59,12 @@ class Output:
             self.event("warning", message=message)
         else:
             print(f"warning: {message}", file=sys.stderr)
+
+    def log_failure(self, exc: BaseException) -> None:
+        """Record in the run's log (not on the console, where the CLI reports it) why the
+        run stopped."""
+        lines = str(exc).strip().splitlines()
+        self._log(escape(f"stopped: {type(exc).__name__}" + (f": {lines[0]}" if lines else "")))
 
     def event(self, kind: str, **fields: Any) -> None:
         """One JSON line on stdout (jsonl mode only)."""

@@ -179,6 +179,8 @@ class Trainer:
 
     def __post_init__(self) -> None:
         self.stages = self.method.stages()
+        for stage in self.stages:  # before any training: a later stage's batch may not fit
+            self._steps_per_epoch(stage)
         self.modules = checkpoint.method_modules(self.method, self.stages)
         for module in self.modules.values():
             module.to(self.context.device)
@@ -213,13 +215,26 @@ class Trainer:
         return self.reports
 
     # ------------------------------------------------------------------ one stage
+    def _steps_per_epoch(self, stage: Stage) -> int:
+        """Optimiser steps per epoch: until the photo or the sketch stream runs out."""
+        settings, world = stage.settings, self.context.world
+        micro = settings.batch_size // settings.accum_steps
+        modalities = ("photo", "sketch") if settings.skt_factor else ("photo",)
+        counts = {m: len(self.dataset.items("train", m)) for m in modalities}
+        steps = batches_per_epoch(counts["photo"], world, micro) // settings.accum_steps
+        if "sketch" in counts:
+            steps = min(steps, batches_per_epoch(counts["sketch"], world, micro)
+                        * settings.skt_factor // settings.accum_steps)
+        if steps == 0:
+            listed = " and ".join(f"{n} training {m}s" for m, n in counts.items())
+            raise UserError(f"stage {stage.name}: batch_size {settings.batch_size} is too "
+                            f"large for {listed} on {world} process(es)")
+        return steps
+
     def _train_stage(self, index: int, stage: Stage, start: Position,
                      state: dict[str, Any] | None) -> StageReport:
         settings = stage.settings
         ctx = self.context
-        if settings.batch_size % settings.accum_steps:
-            raise UserError(f"stage {stage.name}: batch_size {settings.batch_size} is not a "
-                            f"multiple of accum_steps {settings.accum_steps}")
         micro = settings.batch_size // settings.accum_steps
         factor = settings.skt_factor
         backbone = find_backbone(nn.ModuleList(list(stage.modules.values())))
@@ -240,17 +255,7 @@ class Trainer:
                 items, sampler, micro, workers=self.options.workers,
                 pin_memory=ctx.device.type == "cuda",
                 seed=mix_seed(self.options.seed, stage_id, stream, ctx.rank)))
-        photo_batches = batches_per_epoch(len(streams["photo"][0]), ctx.world, micro)
-        steps = photo_batches // settings.accum_steps
-        if "sketch" in streams:
-            sketch_batches = batches_per_epoch(len(streams["sketch"][0]), ctx.world, micro)
-            steps = min(steps, sketch_batches * factor // settings.accum_steps)
-        if steps == 0:
-            counts = " and ".join(f"{len(items)} training {modality}s"
-                                  for modality, (items, _, _) in streams.items())
-            raise UserError(
-                f"stage {stage.name}: batch_size {settings.batch_size} is too large for "
-                f"{counts} on {ctx.world} process(es)")
+        steps = self._steps_per_epoch(stage)
         total = settings.epochs * steps
         global_batch = settings.batch_size * ctx.world
         peak_lr = settings.lr * global_batch / settings.lr_ref_batch

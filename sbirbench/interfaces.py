@@ -126,7 +126,8 @@ class TrainConfig:
 
     ``batch_size`` counts photos per optimiser step per process; each step is split into
     ``accum_steps`` micro-batches, and a sketch micro-batch of the same size joins every
-    ``skt_factor``-th one. The peak learning rate is ``lr * global_batch / lr_ref_batch``.
+    ``skt_factor``-th one (0: photos only). The peak learning rate is
+    ``lr * global_batch / lr_ref_batch``.
     """
 
     backbone: str = "vit_tokens_tiny"
@@ -143,6 +144,32 @@ class TrainConfig:
     clip_mode: Literal["param", "global"] = "param"
     skt_factor: int = 2
     augment: Literal["dino", "basic", "none"] = "dino"
+
+    def __post_init__(self) -> None:
+        problem = schedule_problem(self)
+        if problem:
+            raise ValueError(problem)
+
+
+def schedule_problem(settings: Any) -> str | None:
+    """What is out of range in the schedule fields of ``settings`` (a TrainConfig or
+    StageSettings), or None; checked when a config is built, so a bad value stops a run
+    before any training."""
+    at_least = {"epochs": 0, "batch_size": 1, "accum_steps": 1, "lr_ref_batch": 1,
+                "skt_factor": 0, "min_lr": 0, "warmup_epochs": 0, "weight_decay": 0,
+                "weight_decay_end": 0}
+    for name, low in at_least.items():
+        value = getattr(settings, name, None)
+        if value is not None and value < low:
+            return f"{name}={value}: must be at least {low}"
+    for name in ("lr", "clip_grad"):
+        value = getattr(settings, name, None)
+        if value is not None and value <= 0:
+            return f"{name}={value}: must be positive"
+    if settings.batch_size % settings.accum_steps:
+        return (f"batch_size {settings.batch_size} is not a multiple of accum_steps "
+                f"{settings.accum_steps}")
+    return None
 
 
 @dataclass(frozen=True)
@@ -162,6 +189,13 @@ class StageSettings:
     clip_mode: Literal["param", "global"] = "param"
     skt_factor: int = 1
     augment: Literal["dino", "basic", "none"] = "dino"
+
+    def __post_init__(self) -> None:
+        problem = schedule_problem(self)
+        if problem:
+            from .errors import UserError
+
+            raise UserError(f"stage settings: {problem}")
 
     @classmethod
     def from_config(cls, config: TrainConfig, **changes: Any) -> StageSettings:

@@ -206,12 +206,17 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): data}
 
 
+# What the two results were measured on and how, beside their training configuration.
+MEASURED_BY = ("benchmark", "dataset", "split", "conventions", "hash")
+
+
 def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """Metric deltas (b - a) and configuration differences of two results."""
     metrics = [m for m in a["metrics"] if m in b["metrics"]]
     deltas = {m: {"a": a["metrics"][m], "b": b["metrics"][m],
                   "delta": b["metrics"][m] - a["metrics"][m]} for m in metrics}
-    fa, fb = flatten(a.get("config", {})), flatten(b.get("config", {}))
+    fa, fb = (flatten({**r.get("config", {}), **{k: r.get(k) for k in MEASURED_BY}})
+              for r in (a, b))
     changed = {k: {"a": fa.get(k), "b": fb.get(k)} for k in sorted(set(fa) | set(fb))
                if fa.get(k) != fb.get(k)}
     return {"a": a["run_id"], "b": b["run_id"], "metrics": deltas, "config": changed}

@@ -64,6 +64,23 @@ def _pick_run(spec: RunSpec, out: Path, resume: bool, output: Output,
     return new_run(out, spec.benchmark, spec.method_name, spec.config_hash), False, None
 
 
+def _build_trainer(spec: RunSpec, dataset: Any, context: distributed.Context, output: Output,
+                   out: Path, workers: int | None) -> Trainer:
+    """The method and its trainer, built before a run folder exists: a bad teacher or
+    weights path, an unknown feature or a batch larger than the data stops the run
+    without leaving an empty folder behind."""
+    seed_everything(spec.options.seed)
+    method = spec.build_method(len(dataset.seen_classes))
+    if workers is None:  # loader processes only pay off beside a GPU
+        workers = (min(8, max(1, (os.cpu_count() or 1) // context.world))
+                   if context.device.type == "cuda" else 0)
+    identity = {k: v for k, v in spec.identity().items()
+                if k not in ("method", "method_config", "benchmark", "benchmark_version")}
+    return Trainer(method, dataset, context, None, output,
+                   TrainerOptions(spec.precision, workers, seed=spec.options.seed,
+                                  run_identity=identity, reuse_root=out))
+
+
 def execute(spec: RunSpec, *, out: Path, resume: bool = False, workers: int | None = None,
             log_mode: str = "rich", eval_batch_size: int | None = None) -> dict[str, Any]:
     """Run ``spec`` on this process's share of the job; every rank returns the result."""
@@ -78,6 +95,7 @@ def execute(spec: RunSpec, *, out: Path, resume: bool = False, workers: int | No
         warning = spec.bind_data(dataset)
         if warning:
             output.warn(warning)
+        trainer = _build_trainer(spec, dataset, context, output, out, workers)
         decision = None
         if context.main:
             paths, has_state, finished = _pick_run(spec, out, resume, output)
@@ -91,18 +109,22 @@ def execute(spec: RunSpec, *, out: Path, resume: bool = False, workers: int | No
         # Every rank reads the checkpoint itself (a shared file system, as usual for
         # multi-node training), rather than receiving it pickled from rank 0.
         state = checkpoint.load(paths.last) if has_state else None
-        result = _train_and_evaluate(spec, dataset, paths, state, context, output, workers,
-                                     eval_batch_size)
+        trainer.paths = paths
+        result = _train_and_evaluate(spec, trainer, paths, state, output, eval_batch_size)
         succeeded = True
         return result
+    except BaseException as exc:
+        output.log_failure(exc)
+        raise
     finally:
         distributed.teardown(context, succeeded=succeeded)
 
 
-def _train_and_evaluate(spec: RunSpec, dataset: Any, paths: RunPaths,
-                        state: dict[str, Any] | None,
-                        context: distributed.Context, output: Output, workers: int | None,
+def _train_and_evaluate(spec: RunSpec, trainer: Trainer, paths: RunPaths,
+                        state: dict[str, Any] | None, output: Output,
                         eval_batch_size: int | None) -> dict[str, Any]:
+    method, dataset, context = trainer.method, trainer.dataset, trainer.context
+    workers = trainer.options.workers
     started = time.time()
     if context.main:
         output.attach_log(paths.log)
@@ -110,16 +132,6 @@ def _train_and_evaluate(spec: RunSpec, dataset: Any, paths: RunPaths,
     output.info(f"run [bold]{paths.run_id}[/bold]: {spec.method_name} on {spec.benchmark} "
                 f"({spec.dataset_name}, split {spec.dataset_config.split}), backbone "
                 f"{spec.backbone_name}, preset {spec.preset or '-'}, seed {spec.options.seed}")
-    seed_everything(spec.options.seed)
-    method = spec.build_method(len(dataset.seen_classes))
-    if workers is None:  # loader processes only pay off beside a GPU
-        workers = (min(8, max(1, (os.cpu_count() or 1) // context.world))
-                   if context.device.type == "cuda" else 0)
-    identity = {k: v for k, v in spec.identity().items()
-                if k not in ("method", "method_config", "benchmark", "benchmark_version")}
-    trainer = Trainer(method, dataset, context, paths, output,
-                      TrainerOptions(spec.precision, workers, seed=spec.options.seed,
-                                     run_identity=identity, reuse_root=paths.root.parents[2]))
     reports = trainer.train(resume_from=state)
     train_seconds = time.time() - started
 

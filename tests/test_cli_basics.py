@@ -59,6 +59,8 @@ def test_real_subprocess_errors_are_one_line():
                          capture_output=True, text=True)
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr and "Invalid value" in bad.stderr
+    assert bad.stderr.strip().count("\n") == 0, bad.stderr
+    assert bad.stderr.startswith("error: ") and "sbirbench list --help" in bad.stderr
 
 
 def test_errors_from_loader_workers_keep_their_own_message():

@@ -235,6 +235,15 @@ def test_two_process_gloo_run_equals_single_process_evaluation(tmp_path):
     (["run", "ce", "--dataset", "synthetic", "--batch-size", "4096"], "too large for"),
     (["run", "ce", "--dataset", "sketchy", "--data-root", "/nonexistent"],
      "data root /nonexistent does not exist"),
+    (["run", "ce", "--dataset", "synthetic", "--batch-size", "0"], "batch_size=0: must be at "
+                                                                    "least 1"),
+    (["run", "ce", "--dataset", "synthetic", "--set", "lr=-1"], "lr=-1.0: must be positive"),
+    (["run", "kd", "--dataset", "synthetic", "--set", "teacher_accum_steps=3"],
+     "teacher stage settings: batch_size 32 is not a multiple of accum_steps 3"),
+    (["run", "pskd", "--dataset", "synthetic", "--set", "embed=bogus"], "embed=bogus: expected"),
+    (["run", "pskd", "--dataset", "synthetic", "--set", "teacher_checkpoint=/nope.pt"],
+     "checkpoint not found: /nope.pt"),
+    (["run", "ce", "--dataset", "synthetic", "--epochs", "x"], "'x' is not a valid integer"),
     (["eval", "/nonexistent/checkpoint.pt"], "checkpoint not found"),
     (["leaderboard", "--runs", "/nonexistent"], "no results folder"),
 ])
@@ -244,6 +253,7 @@ def test_bad_input_is_one_line(tmp_path, capsys, args, message):
     lines = outcome.err.strip().splitlines()
     assert lines[-1].startswith("error: ") and message in lines[-1], outcome.err
     assert "Traceback" not in outcome.err
+    assert not list(tmp_path.iterdir()), "a run that could not start left a folder behind"
 
 
 def test_debug_shows_the_traceback(capsys):

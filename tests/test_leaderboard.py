@@ -69,6 +69,10 @@ def test_compare_reports_deltas_and_config_differences():
     diff = compare(RESULTS[0], RESULTS[4])
     assert diff["metrics"]["map@all"]["delta"] == pytest.approx(-0.10)
     assert set(diff["config"]) == {"overrides"}
+    sklearn = {**RESULTS[4], "conventions": {"ap": "sklearn"}, "hash": {"bits": 64}}
+    measured = compare({**RESULTS[0], "conventions": {"ap": "interpolated"}}, sklearn)["config"]
+    assert measured["conventions.ap"] == {"a": "interpolated", "b": "sklearn"}
+    assert measured["hash.bits"] == {"a": None, "b": 64}
 
 
 def test_cli_leaderboard_and_compare(tmp_path, capsys):

@@ -37,3 +37,6 @@ def test_new_method_refuses_bad_names_and_existing_folders(tmp_path, capsys):
     assert invoke(capsys, "new-method", "twice", "--dir", str(tmp_path)).code == 0
     again = invoke(capsys, "new-method", "twice", "--dir", str(tmp_path))
     assert again.code == 2 and "already exists" in again.err
+    taken = invoke(capsys, "new-method", "pskd", "--dir", str(tmp_path))
+    assert taken.code == 2 and "already registered" in taken.err
+    assert not (tmp_path / "sbirbench-pskd").exists()

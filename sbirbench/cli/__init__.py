@@ -107,9 +107,15 @@ def main(argv: Sequence[str] | None = None) -> Any:
         return cli.main(args=args, prog_name="sbirbench", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.format_message())
         sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        # click's own rendering is four lines (usage, hint, blank, error); one is enough.
+        command = exc.ctx.command_path if exc.ctx is not None else "sbirbench"
+        _fail(f"{exc.format_message()} (see '{command} --help')", exc.exit_code)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code)
     except click.Abort:
         _fail("aborted", 130)
     except KeyboardInterrupt:

@@ -27,6 +27,10 @@ def write_plugin(name: str, parent: Path) -> Path:
     if not _NAME.match(name):
         raise UserError(f"method name '{name}' must start with a letter and use only "
                         "lower-case letters, digits, '-' and '_'")
+    from sbirbench.plugins import get_plugins
+
+    if name in get_plugins().methods:
+        raise UserError(f"a method named '{name}' is already registered; choose another name")
     root = parent / f"sbirbench-{name}"
     if root.exists():
         raise UserError(f"{root} already exists")
