@@ -2,9 +2,8 @@
 SBIR baseline.
 
 Every sketch of the micro-batch is an anchor against the photos (and every photo against
-the sketches): its positive is the farthest same-class item of the other modality, its
-negative the nearest other-class one; ``max(0, d(a, p) - d(a, n) + margin)`` on
-L2-normalised projections, averaged over anchors that have both.
+the sketches); ``max(0, d(a, p) - d(a, n) + margin)`` on L2-normalised projections, with
+negatives mined in the batch (``mining``: semi-hard by default, or batch-hard).
 """
 
 from __future__ import annotations
@@ -33,6 +32,9 @@ class TripletConfig(TrainConfig):
 
     skt_factor: int = 1  # every micro-batch needs both modalities
     margin: float = 0.2
+    # batch-hard collapses to one point from scratch in the CPU presets (loss stuck at the
+    # margin, mAP at chance; measured), so semi-hard is the default.
+    mining: Literal["batch-hard", "semi-hard"] = "semi-hard"
     feature: str | None = None
     projection: int = 256
     backbone_lr_mult: float = 0.1
@@ -40,17 +42,33 @@ class TripletConfig(TrainConfig):
 
 
 def hard_triplet_loss(anchors: torch.Tensor, anchor_labels: torch.Tensor, others: torch.Tensor,
-                      other_labels: torch.Tensor, margin: float) -> torch.Tensor:
-    """Batch-hard triplet loss of ``anchors`` against ``others`` (both L2-normalised)."""
+                      other_labels: torch.Tensor, margin: float,
+                      mining: str = "batch-hard") -> torch.Tensor:
+    """Triplet loss of ``anchors`` against ``others`` (both L2-normalised), negatives mined
+    in the batch.
+
+    ``batch-hard`` (Hermans et al. 2017): per anchor, the farthest positive and the nearest
+    negative. ``semi-hard`` (Schroff et al. 2015): every positive pair with the nearest
+    negative farther than that positive (the nearest negative where there is none).
+    """
     distance = torch.cdist(anchors.float(), others.float())
     same = anchor_labels[:, None] == other_labels[None, :]
-    hardest_positive = torch.where(same, distance, float("-inf")).amax(1)
-    hardest_negative = torch.where(~same, distance, float("inf")).amin(1)
-    usable = torch.isfinite(hardest_positive) & torch.isfinite(hardest_negative)
-    if not bool(usable.any()):
+    negatives = torch.where(~same, distance, float("inf"))
+    hardest_negative = negatives.amin(1, keepdim=True)
+    if mining == "batch-hard":
+        positive = torch.where(same, distance, float("-inf")).amax(1, keepdim=True)
+        negative = hardest_negative
+        valid = torch.isfinite(positive) & torch.isfinite(negative)
+    else:
+        positive = distance  # (anchors, others): every pair, used where same
+        farther = negatives[:, None, :] > distance[:, :, None]  # (anchor, positive, negative)
+        semi = torch.where(farther, negatives[:, None, :], float("inf")).amin(2)
+        negative = torch.where(torch.isfinite(semi), semi, hardest_negative)
+        valid = same & torch.isfinite(negative)
+    if not bool(valid.any()):
         return anchors.sum() * 0.0  # keeps the graph (and DDP) whole when a batch has none
-    losses = F.relu(hardest_positive - hardest_negative + margin)
-    return losses[usable].mean()
+    losses = F.relu(positive - negative + margin)
+    return losses[valid].mean()
 
 
 class Triplet(Method):
@@ -74,10 +92,11 @@ class Triplet(Method):
             raise ValueError("triplet needs sketches in every micro-batch (skt_factor=1)")
         photos, sketches = self.project(batch.photos), self.project(batch.sketches)
         margin = self.config.margin
+        mining = self.config.mining
         sketch_anchor = hard_triplet_loss(sketches, batch.sketch_labels, photos,
-                                          batch.photo_labels, margin)
+                                          batch.photo_labels, margin, mining)
         photo_anchor = hard_triplet_loss(photos, batch.photo_labels, sketches,
-                                         batch.sketch_labels, margin)
+                                         batch.sketch_labels, margin, mining)
         return {"loss": sketch_anchor + photo_anchor, "sketch_anchor": sketch_anchor,
                 "photo_anchor": photo_anchor}
 

@@ -166,7 +166,9 @@ def render(boards: list[Board], fmt: str) -> str:
         if fmt == "latex":
             table = table.replace("±", r"$\pm$")
         chunks.append((f"### {b.title}\n\n" if fmt == "github" else f"% {b.title}\n") + table)
-    note = f"\n\n{PUBLISHED_MARK} published result (benchmarks.toml)" if fmt == "github" else ""
+    published = any(r.published for b in boards for r in b.rows)
+    note = (f"\n\n{PUBLISHED_MARK} published result (benchmarks.toml)"
+            if fmt == "github" and published else "")
     return "\n\n".join(chunks) + note
 
 

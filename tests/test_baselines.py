@@ -26,12 +26,30 @@ def test_hard_triplet_loss_by_hand():
     other_labels = torch.tensor([0, 0, 1])
     # anchor 0: positives at distances 0.894 (0.6,0.8) and 0; hardest = 0.894;
     #           negative (0,-1) at sqrt(2) = 1.414 -> 0.894 - 1.414 + 0.2 < 0 -> 0
-    # anchor 1: positive (0,-1) at 2.0; negatives at 0.447 and 1.414 -> 2 - 0.447 + 0.2
+    # anchor 1: positive (0,-1) at 2.0; negatives at 0.632 and 1.414 -> 2 - 0.632 + 0.2
     expected = (0.0 + (2.0 - math.sqrt(0.36 + 0.04) + 0.2)) / 2
     loss = hard_triplet_loss(anchors, anchor_labels, others, other_labels, 0.2)
     assert loss.item() == pytest.approx(expected, rel=1e-5)
     none = hard_triplet_loss(anchors, torch.tensor([5, 6]), others, other_labels, 0.2)
     assert none.item() == 0.0
+
+
+def test_semi_hard_triplet_loss_by_hand():
+    anchors = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    others = torch.tensor([[0.6, 0.8], [1.0, 0.0], [0.0, -1.0], [0.0, 0.0]])
+    labels = torch.tensor([0, 0, 1, 1])
+    d_06_08, root2 = math.sqrt(0.16 + 0.64), math.sqrt(2.0)
+    # anchor 0: positive at 0.894 -> nearest farther negative (0,0) at 1.0;
+    #           positive at 0 -> nearest farther negative 1.0, 0 - 1 + 0.5 < 0
+    # anchor 1: positive at 2.0 -> no negative farther, the nearest one (0.632);
+    #           positive (0,0) at 1.0 -> nearest farther negative (1,0) at 1.414
+    expected = ((d_06_08 - 1.0 + 0.5) + 0.0 + (2.0 - math.sqrt(0.4) + 0.5)
+                + (1.0 - root2 + 0.5)) / 4
+    loss = hard_triplet_loss(anchors, torch.tensor([0, 1]), others, labels, 0.5, "semi-hard")
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    batch_hard = hard_triplet_loss(anchors, torch.tensor([0, 1]), others, labels, 0.5)
+    assert batch_hard.item() == pytest.approx(((d_06_08 - 1.0 + 0.5)
+                                               + (2.0 - math.sqrt(0.4) + 0.5)) / 2, rel=1e-5)
 
 
 def test_kd_loss_is_t_squared_kl_by_hand():
