@@ -13,6 +13,6 @@ def register_methods(register: Register) -> None:
     register("ce", "sbirbench.methods.ce:CE",
              description="Fine-tune with label-smoothed cross-entropy (PSKD's teacher stage alone)")
     register("triplet", "sbirbench.methods.triplet:Triplet",
-             description="Cross-modal triplet loss with in-batch hard-negative mining")
+             description="Cross-modal triplet loss, negatives mined in the batch")
     register("kd", "sbirbench.methods.kd:KD",
              description="Plain knowledge distillation from a frozen fine-tuned teacher")

@@ -36,8 +36,8 @@ class DistillConfig(TrainConfig):
         super().__post_init__()
         try:
             teacher_settings(self)
-        except UserError as exc:
-            raise ValueError(f"teacher {exc} (the teacher_* fields)") from None
+        except ValueError as exc:
+            raise ValueError(f"teacher stage settings: {exc} (the teacher_* fields)") from None
 
 
 def student_and_teacher(config: DistillConfig, setup: MethodSetup, *, teacher: bool = True,

@@ -1,4 +1,4 @@
-"""``triplet``: cross-modal triplet loss with in-batch hard-negative mining, the classic
+"""``triplet``: cross-modal triplet loss with in-batch negative mining, the classic
 SBIR baseline.
 
 Every sketch of the micro-batch is an anchor against the photos (and every photo against
@@ -75,7 +75,7 @@ class Triplet(Method):
     """Sketch-photo triplets with the hardest positive and negative in the batch."""
 
     Config = TripletConfig
-    description = "Cross-modal triplet loss with in-batch hard-negative mining"
+    description = "Cross-modal triplet loss, negatives mined in the batch"
 
     def __init__(self, config: TripletConfig, setup: MethodSetup) -> None:
         super().__init__(config, setup)

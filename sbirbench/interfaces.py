@@ -146,30 +146,27 @@ class TrainConfig:
     augment: Literal["dino", "basic", "none"] = "dino"
 
     def __post_init__(self) -> None:
-        problem = schedule_problem(self)
-        if problem:
-            raise ValueError(problem)
+        check_schedule(self)
 
 
-def schedule_problem(settings: Any) -> str | None:
-    """What is out of range in the schedule fields of ``settings`` (a TrainConfig or
-    StageSettings), or None; checked when a config is built, so a bad value stops a run
-    before any training."""
+def check_schedule(settings: Any) -> None:
+    """Raise ``ValueError`` naming the first out-of-range schedule field of ``settings``
+    (a TrainConfig or StageSettings). Run when a config is built, so a bad value stops a
+    run before any training (the config builder turns it into a one-line error)."""
     at_least = {"epochs": 0, "batch_size": 1, "accum_steps": 1, "lr_ref_batch": 1,
                 "skt_factor": 0, "min_lr": 0, "warmup_epochs": 0, "weight_decay": 0,
                 "weight_decay_end": 0}
     for name, low in at_least.items():
         value = getattr(settings, name, None)
         if value is not None and value < low:
-            return f"{name}={value}: must be at least {low}"
+            raise ValueError(f"{name}={value}: must be at least {low}")
     for name in ("lr", "clip_grad"):
         value = getattr(settings, name, None)
         if value is not None and value <= 0:
-            return f"{name}={value}: must be positive"
+            raise ValueError(f"{name}={value}: must be positive")
     if settings.batch_size % settings.accum_steps:
-        return (f"batch_size {settings.batch_size} is not a multiple of accum_steps "
-                f"{settings.accum_steps}")
-    return None
+        raise ValueError(f"batch_size {settings.batch_size} is not a multiple of accum_steps "
+                         f"{settings.accum_steps}")
 
 
 @dataclass(frozen=True)
@@ -191,11 +188,7 @@ class StageSettings:
     augment: Literal["dino", "basic", "none"] = "dino"
 
     def __post_init__(self) -> None:
-        problem = schedule_problem(self)
-        if problem:
-            from .errors import UserError
-
-            raise UserError(f"stage settings: {problem}")
+        check_schedule(self)
 
     @classmethod
     def from_config(cls, config: TrainConfig, **changes: Any) -> StageSettings:

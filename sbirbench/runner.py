@@ -110,7 +110,7 @@ def execute(spec: RunSpec, *, out: Path, resume: bool = False, workers: int | No
         # multi-node training), rather than receiving it pickled from rank 0.
         state = checkpoint.load(paths.last) if has_state else None
         trainer.paths = paths
-        result = _train_and_evaluate(spec, trainer, paths, state, output, eval_batch_size)
+        result = _train_and_evaluate(spec, trainer, state, output, eval_batch_size)
         succeeded = True
         return result
     except BaseException as exc:
@@ -120,10 +120,10 @@ def execute(spec: RunSpec, *, out: Path, resume: bool = False, workers: int | No
         distributed.teardown(context, succeeded=succeeded)
 
 
-def _train_and_evaluate(spec: RunSpec, trainer: Trainer, paths: RunPaths,
-                        state: dict[str, Any] | None, output: Output,
-                        eval_batch_size: int | None) -> dict[str, Any]:
-    method, dataset, context = trainer.method, trainer.dataset, trainer.context
+def _train_and_evaluate(spec: RunSpec, trainer: Trainer, state: dict[str, Any] | None,
+                        output: Output, eval_batch_size: int | None) -> dict[str, Any]:
+    method, dataset, context, paths = (trainer.method, trainer.dataset, trainer.context,
+                                       trainer.paths)
     workers = trainer.options.workers
     started = time.time()
     if context.main:
