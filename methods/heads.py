@@ -9,17 +9,36 @@ from torch import nn
 
 class FusionHead(nn.Module):
     """MLP ``in -> hidden -> hidden -> out`` (GELU), L2-normalised, then a linear classifier
-    over the seen classes; its weight rows are the class prototypes."""
+    over the seen classes; its weight rows are the class prototypes.
+
+    Initialisation as in the TVT/PSKD release: the MLP from DINO's projection head when
+    the backbone's weights had one (:meth:`load_projection`), else truncated normal (std
+    0.02) with zero biases, DINO's own head initialisation; the classifier truncated
+    normal (std 0.02) with a zero bias.
+    """
 
     def __init__(self, in_dim: int, num_classes: int, hidden: int = 2048, out: int = 256) -> None:
         super().__init__()
         self.mlp = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden),
                                  nn.GELU(), nn.Linear(hidden, out))
         self.classifier = nn.Linear(out, num_classes)
-        for layer in self.mlp:
-            if isinstance(layer, nn.Linear):  # DINO's head initialisation
+        for layer in (*self.mlp, self.classifier):
+            if isinstance(layer, nn.Linear):
                 nn.init.trunc_normal_(layer.weight, std=0.02)
                 nn.init.zeros_(layer.bias)
+
+    def load_projection(self, tensors: dict[str, torch.Tensor]) -> str:
+        """Start the MLP from DINO's projection head (keys ``0/2/4.weight|bias``) when its
+        shapes fit; returns how the MLP was initialised."""
+        own = self.mlp.state_dict()
+        if not tensors:
+            return "trunc-normal (the backbone's weights have no projection head)"
+        if set(tensors) != set(own) or any(tensors[k].shape != own[k].shape for k in own):
+            found = ", ".join(f"{k} {tuple(v.shape)}" for k, v in sorted(tensors.items())
+                              if k.endswith("weight"))
+            return f"trunc-normal (the weights' projection head does not fit: {found})"
+        self.mlp.load_state_dict(tensors)
+        return "DINO projection head (head.mlp.0/2/4 of the weights)"
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(logits, embedding)``; the embedding is L2-normalised."""
@@ -41,6 +60,11 @@ class HeadedBackbone(nn.Module):
             raise UserError(f"the backbone has no feature '{self.feature}'; it has "
                             f"{', '.join(backbone.feature_names)}")
         self.head = FusionHead(backbone.feature_dim, num_classes, hidden, out)
+        self.head_init = self.head.load_projection(getattr(backbone, "projection_head", {}))
+
+    def describe_init(self) -> dict[str, str]:
+        """How the head started (recorded in results)."""
+        return {"fusion_mlp": self.head_init, "classifier": "trunc-normal (std 0.02), zero bias"}
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Backbone features plus ``logits`` and ``embedding`` of the head."""

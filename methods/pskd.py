@@ -55,6 +55,9 @@ class PSKDConfig(DistillConfig):
     skd_weight: float = 1.0
     ce_weight: float = 1.0
     ila_weight: float = 1.0
+    # The release evaluates at 224 x 224, bilinear, without antialiasing.
+    eval_interpolation: Literal["bilinear", "bicubic", "nearest"] | None = "bilinear"
+    eval_antialias: bool = False
 
 
 class PSKD(Method):

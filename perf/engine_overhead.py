@@ -24,7 +24,7 @@ from sbirbench.data import EpochSampler, ImageItems, make_loader
 from sbirbench.distributed import Context
 from sbirbench.engine import Trainer, TrainerOptions
 from sbirbench.evaluate import autocast_context
-from sbirbench.interfaces import Batch
+from sbirbench.interfaces import Batch, InputSpec
 from sbirbench.results import RunPaths
 from sbirbench.runner import seed_everything
 from sbirbench.runspec import RunOptions, resolve
@@ -47,7 +47,7 @@ def minimal_loop(args, device: torch.device) -> tuple[float, int]:
     (stage,) = method.stages()
     net = method.net.to(device).train()
     backbone = net.backbone
-    transform = train_transform("none", backbone.input_size, backbone.mean, backbone.std)
+    transform = train_transform("none", InputSpec.of(backbone))
     loaders = {}
     for modality in ("photo", "sketch"):
         items = ImageItems(dataset, dataset.items("train", modality), modality, transform)

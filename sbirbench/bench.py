@@ -1,8 +1,9 @@
 """Suites: run methods x variants x benchmarks x seeds, skip what is finished, compare.
 
 A job is finished when a result of its configuration hash exists; an unfinished run of
-it is resumed. The comparison table (mean ± std over seeds, best per column in bold,
-published rows marked) is written as Markdown and CSV to ``<out>/suites/<suite>/``.
+it is resumed. The comparison table (mean and 95% interval over seeds, best per column
+in bold, chance and published rows, paired comparisons over queries) is written as
+Markdown and CSV to ``<out>/suites/<suite>/``.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from typing import Any
 
 from sbirbench import atomic
 from sbirbench.benchmarks import BenchmarkFile, Suite
-from sbirbench.leaderboard import build_boards, render
+from sbirbench.leaderboard import build_boards
+from sbirbench.paired import compare_rows, comparisons_markdown
 from sbirbench.results import runs_of
 from sbirbench.runspec import RunOptions, RunSpec, resolve
+from sbirbench.tables import render
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ def finished_result(spec: RunSpec, out: Path) -> dict[str, Any] | None:
 
     for run in reversed(runs_of(out, spec.benchmark, spec.method_name, spec.config_hash)):
         if run.result.exists():
-            return read_result(run.result)
+            return {**read_result(run.result), "run_dir": str(run.root)}
     return None
 
 
@@ -82,12 +85,17 @@ def run_suite(suite: Suite, out: Path, options: dict[str, Any],
 
 def write_comparison(suite: Suite, results: list[dict[str, Any]], benchmarks: BenchmarkFile,
                      out: Path) -> tuple[Path, Path, str]:
-    """Markdown and CSV comparison tables; returns their paths and the rich rendering."""
+    """Markdown and CSV comparison tables (with the suite's paired comparisons); returns
+    their paths and the rich rendering."""
     boards = build_boards(results, benchmarks)
     folder = out / "suites" / suite.name
-    markdown = (f"# Suite {suite.name}\n\n{suite.description}\n\nMean ± sample standard "
-                f"deviation over seeds {list(suite.seeds)}; best measured value per column in "
-                f"bold.\n\n{render(boards, 'github')}\n")
+    paired = [compare_rows(board, a, b) for board in boards for a, b in suite.paired]
+    markdown = (f"# Suite {suite.name}\n\n{suite.description}\n\nSeeds {list(suite.seeds)}; "
+                f"best measured mean per column in bold.\n\n{render(boards, 'github')}\n")
+    if paired:
+        markdown += ("\n## Paired comparisons over queries\n\nPer-query values averaged over "
+                     "each row's runs, then paired by query.\n\n"
+                     f"{comparisons_markdown(paired)}\n")
     md_path, csv_path = folder / "comparison.md", folder / "comparison.csv"
     atomic.write_text(md_path, markdown)
     atomic.write_text(csv_path, render(boards, "csv"))

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from sbirbench.errors import UserError
+from sbirbench.metrics.names import AP_CONVENTIONS, parse_metric
 from sbirbench.paths import repo_file
 
 ENV_FILE = "SBIRBENCH_BENCHMARKS"
-AP_CONVENTIONS = ("interpolated", "sklearn")
-_METRIC = re.compile(r"^(map|prec)@(all|[1-9][0-9]*)$")
 
 
 class BenchmarkFileError(UserError):
@@ -70,6 +69,8 @@ class Suite:
     overrides: tuple[str, ...] = ()
     description: str = ""
     variants: tuple[tuple[str, tuple[str, ...]], ...] = (("", ()),)
+    #: Rows compared query by query in the comparison ("a:b", method names or labels).
+    paired: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -142,16 +143,6 @@ def _table(value: Any, parser: _Parser, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         parser.fail(where, "must be a table")
     return value
-
-
-def parse_metric(name: str) -> str:
-    """Canonical lower-case metric name (``map@all``, ``map@K``, ``prec@K``)."""
-    canonical = name.strip().lower()
-    if not _METRIC.match(canonical) or canonical == "prec@all":
-        raise UserError(
-            f"unknown metric '{name}'; use map@all, map@K or prec@K (K a positive integer)"
-        )
-    return canonical
 
 
 class _Parser:
@@ -251,7 +242,8 @@ class _Parser:
         where = f"suites.{name}"
         if not isinstance(table, dict):
             self.fail(where, "must be a table")
-        known = {"methods", "benchmarks", "seeds", "preset", "set", "description", "variants"}
+        known = {"methods", "benchmarks", "seeds", "preset", "set", "description", "variants",
+                 "paired"}
         for key in table:
             if key not in known:
                 self.fail(where, f"unknown key '{key}'; valid keys: {', '.join(sorted(known))}")
@@ -259,8 +251,8 @@ class _Parser:
         if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
             self.fail(where, "'seeds' must be a list of integers")
         lists = {}
-        for key in ("methods", "benchmarks", "set"):
-            values = self.get(table, where, key, list, [] if key == "set" else ...)
+        for key in ("methods", "benchmarks", "set", "paired"):
+            values = self.get(table, where, key, list, [] if key in ("set", "paired") else ...)
             if not all(isinstance(v, str) for v in values):
                 self.fail(where, f"'{key}' must be a list of strings")
             lists[key] = tuple(values)
@@ -277,4 +269,11 @@ class _Parser:
             overrides=lists["set"],
             description=self.get(table, where, "description", str, ""),
             variants=tuple((k, tuple(v)) for k, v in variants.items()),
+            paired=tuple(self.pair(where, text) for text in lists["paired"]),
         )
+
+    def pair(self, where: str, text: str) -> tuple[str, str]:
+        a, sep, b = text.partition(":")
+        if not sep or not a.strip() or not b.strip():
+            self.fail(where, f"'paired' entries are 'a:b' (two rows), got '{text}'")
+        return a.strip(), b.strip()

@@ -40,6 +40,11 @@ class Output:
             with open(self.log_path, "a") as handle:
                 handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {Text.from_markup(message)}\n")
 
+    def record(self, message: str) -> None:
+        """A line for the run's log file only (the console shows it its own way)."""
+        if self.active:
+            self._log(escape(message))
+
     def info(self, message: str, **fields: Any) -> None:
         """A line for people (rich mode) or an event record (jsonl mode)."""
         if not self.active:

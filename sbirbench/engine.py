@@ -41,7 +41,7 @@ from sbirbench.data import (
 )
 from sbirbench.distributed import Context, all_reduce_sum
 from sbirbench.errors import UserError
-from sbirbench.evaluate import autocast_context, find_backbone
+from sbirbench.evaluate import autocast_context
 from sbirbench.interfaces import Batch, Method, SBIRDataset, Stage
 from sbirbench.optim import clip_gradients, make_adamw, param_groups, set_step_values
 from sbirbench.progress import TrainingProgress
@@ -92,6 +92,9 @@ class TrainerOptions:
     run_identity: dict[str, Any] = field(default_factory=dict)
     #: Where earlier runs are searched for reusable stage outputs (None: no reuse).
     reuse_root: Path | None = None
+    #: Called on every rank after each epoch of the last stage (best-epoch selection);
+    #: what it returns joins the epoch's history record.
+    after_epoch: Callable[[int], dict[str, Any]] | None = None
 
 
 class _StageModule(nn.Module):
@@ -237,9 +240,7 @@ class Trainer:
         ctx = self.context
         micro = settings.batch_size // settings.accum_steps
         factor = settings.skt_factor
-        backbone = find_backbone(nn.ModuleList(list(stage.modules.values())))
-        transform = train_transform(settings.augment, backbone.input_size, backbone.mean,
-                                    backbone.std)
+        transform = train_transform(settings.augment, self.method.input_spec())
         streams = {}
         # Data order and augmentation are seeded by the stage's name, not its position, so
         # a stage sees the same batches whether or not earlier stages ran in this process.
@@ -303,6 +304,8 @@ class Trainer:
                     record = tally.record(stage.name, epoch, ctx.world)
                     report.seconds += tally.seconds
                     report.images += tally.images * ctx.world
+                    if self.options.after_epoch is not None and index == len(self.stages) - 1:
+                        record["selection"] = self.options.after_epoch(epoch)
                     self.history.append(record)
                     progress.epoch(record)
                     self._append_history(record)

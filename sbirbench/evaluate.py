@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
 
 from sbirbench import atomic
 from sbirbench.data import ImageItems, collate, shard
@@ -27,9 +26,10 @@ from sbirbench.distributed import (
 )
 from sbirbench.errors import UserError
 from sbirbench.hashing import itq_codes
-from sbirbench.interfaces import Backbone, Method, Modality, SBIRDataset
+from sbirbench.interfaces import Method, Modality, SBIRDataset
 from sbirbench.metrics import retrieval_metrics
 from sbirbench.paths import cache_dir
+from sbirbench.stats import chance_level
 from sbirbench.transforms import describe, eval_transform
 
 
@@ -41,15 +41,6 @@ class Embedded:
     labels: torch.Tensor
     indices: torch.Tensor
     unreadable: list[str]
-
-
-def find_backbone(module: nn.Module) -> Backbone:
-    """The first submodule that follows the Backbone contract (for input size and
-    normalisation)."""
-    for sub in module.modules():
-        if isinstance(sub, Backbone):
-            return sub
-    raise UserError(f"{type(module).__name__} contains no backbone module")
 
 
 def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -78,8 +69,7 @@ def embed(method: Method, dataset: SBIRDataset, modality: Modality, *, context: 
     items = list(dataset.items("test", modality))
     if not items:
         raise UserError(f"data set {dataset.name} has no test {modality}s")
-    backbone = find_backbone(method.model())
-    transform = eval_transform(backbone.input_size, backbone.mean, backbone.std)
+    transform = eval_transform(method.input_spec())
     numerics = f"{precision} on {context.device.type}"
     path = _cache_path(cache_key, dataset, modality, describe(transform), [r for r, _ in items],
                        numerics)
@@ -140,8 +130,20 @@ def _all_gather_objects(value: Any, context: Context) -> list[Any]:
     return out
 
 
+def per_query_record(dataset: SBIRDataset, queries: Embedded, values: dict[str, Any],
+                     metric: str) -> dict[str, Any]:
+    """Each query's value of the headline metric, by query file (for paired tests between
+    runs; NaN, stored as None, where a query has no relevant photo)."""
+    items = dataset.items("test", "sketch")
+    refs = [str(items[int(i)][0]) for i in queries.indices]
+    root = str(dataset.describe().get("root") or "")
+    return {"metric": metric, "queries": [r.removeprefix(root).lstrip("/") for r in refs],
+            "values": [None if v != v else round(float(v), 7) for v in values[metric]]}
+
+
 def evaluate(method: Method, dataset: SBIRDataset, *, context: Context, metrics: tuple[str, ...],
-             ap: str = "interpolated", hash_bits: int | None = None, batch_size: int = 64,
+             ap: str = "interpolated", ties: str = "shared", hash_bits: int | None = None,
+             batch_size: int = 64,
              workers: int = 0, precision: str = "fp32", cache_key: str | None = None,
              ) -> dict[str, Any]:
     """Metrics of ``method`` on the unseen classes of ``dataset`` (every rank gets them)."""
@@ -150,8 +152,8 @@ def evaluate(method: Method, dataset: SBIRDataset, *, context: Context, metrics:
     queries = embed(method, dataset, "sketch", **kw)
     gallery = embed(method, dataset, "photo", **kw)
     result = retrieval_metrics(queries.features, queries.labels, gallery.features,
-                               gallery.labels, metrics=metrics, ap=ap, device=context.device,
-                               per_class=True)
+                               gallery.labels, metrics=metrics, ap=ap, ties=ties,
+                               device=context.device, per_class=True, per_query=True)
     names = dataset.unseen_classes
     primary = next((m for m in metrics if m.startswith("map@")), metrics[0])
     out = {
@@ -164,13 +166,19 @@ def evaluate(method: Method, dataset: SBIRDataset, *, context: Context, metrics:
         "gallery": result["gallery"],
         "unreadable_images": len(queries.unreadable) + len(gallery.unreadable),
         "unreadable_examples": (queries.unreadable + gallery.unreadable)[:10],
+        "inputs": method.input_spec().as_dict(),
+        "chance": broadcast_object(chance_level(queries.labels.numpy(), gallery.labels.numpy(),
+                                                metrics, ap=ap) if context.main else None,
+                                   context),
+        "per_query": per_query_record(dataset, queries, result["per_query"], primary),
     }
     if hash_bits:
         codes = broadcast_object(itq_codes(queries.features, gallery.features, hash_bits)
                                  if context.main else None, context)
         hashed = retrieval_metrics(torch.from_numpy(codes[0]), queries.labels,
                                    torch.from_numpy(codes[1]), gallery.labels, metrics=metrics,
-                                   ap=ap, similarity="hamming", device=context.device)
+                                   ap=ap, ties=ties, similarity="hamming",
+                                   device=context.device)
         out["hashed_metrics"] = {m: hashed[m] for m in metrics}
         out["hash"] = {"bits": hash_bits, "method": "PCA + ITQ (50 iterations, reference "
                        "update), fitted on the raw query features, each set centred"}

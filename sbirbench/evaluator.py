@@ -39,9 +39,11 @@ def evaluate_checkpoint(path: Path, options: RunOptions, *, output: Path | None 
         method.model().to(context.device)
         out.info(f"evaluating {path} ({spec.method_name}) on {spec.benchmark}")
         scores = evaluate(method, dataset, context=context, metrics=spec.metrics, ap=spec.ap,
+                      ties=spec.options.ties,
                           hash_bits=spec.options.hash_bits, precision=spec.precision,
                           batch_size=batch_size or (256 if context.device.type == "cuda" else 64),
                           workers=workers, cache_key=file_hash(path) if use_cache else None)
+        per_query = scores.pop("per_query")
         result = {
             "schema": SCHEMA, "run_id": saved["config"].get("run_id") or path.parent.name,
             "kind": "evaluation", "checkpoint": str(path), "method": spec.method_name,
@@ -60,6 +62,9 @@ def evaluate_checkpoint(path: Path, options: RunOptions, *, output: Path | None 
         }
         if context.main:
             target = output or path.parent / f"eval-{spec.benchmark}.json"
+            side = target.with_name(target.stem + ".per_query.json")
+            atomic.write_json(side, per_query)
+            result["per_query_file"] = side.name
             atomic.write_json(target, result)
             out.info(f"result: {target}")
         succeeded = True

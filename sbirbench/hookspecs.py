@@ -57,5 +57,12 @@ def register_methods(register: Register) -> None:
 
 
 @hookspec
+def register_weights(register: Register) -> None:
+    """Register pretrained weight sources: :class:`sbirbench.backbones.weight_sources.
+    WeightSource` objects (a file inside a pip package, its key converter and data config).
+    ``--set backbone.pretrained=true`` uses the source registered for the architecture."""
+
+
+@hookspec
 def register_commands(cli: click.Group) -> None:
     """Add commands to the ``sbirbench`` command line (``@cli.command()``)."""

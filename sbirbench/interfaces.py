@@ -39,6 +39,10 @@ class DatasetConfig:
     data_root: str | None = None
     split: str | None = None
     on_corrupt: Literal["skip", "error"] = "skip"
+    #: Hold out this many seen classes as the test set (0: the real unseen classes);
+    #: for choosing hyper-parameters without the test classes (sbirbench.validation).
+    validation_classes: int = 0
+    validation_seed: int = 0
 
 
 class SBIRDataset(ABC):
@@ -107,6 +111,30 @@ class Backbone(Protocol):
 
 
 @dataclass(frozen=True)
+class InputSpec:
+    """What a model's images must look like: ``size x size`` pixels, normalised with
+    ``mean``/``std``, resized with ``interpolation`` (``antialias`` for evaluation; the
+    training crops always antialias). Comes from the backbone's weights (their data
+    config) unless a method's config says otherwise."""
+
+    size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str = "bicubic"
+    antialias: bool = True
+
+    @classmethod
+    def of(cls, backbone: Backbone) -> InputSpec:
+        """The input spec a backbone's weights ask for."""
+        return cls(backbone.input_size, tuple(backbone.mean), tuple(backbone.std),  # type: ignore[arg-type]
+                   str(getattr(backbone, "interpolation", "bicubic")))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"size": self.size, "mean": list(self.mean), "std": list(self.std),
+                "interpolation": self.interpolation, "antialias": self.antialias}
+
+
+@dataclass(frozen=True)
 class BackboneSpec:
     """A backbone chosen for a run: its registered name and resolved config."""
 
@@ -144,6 +172,9 @@ class TrainConfig:
     clip_mode: Literal["param", "global"] = "param"
     skt_factor: int = 2
     augment: Literal["dino", "basic", "none"] = "dino"
+    #: Evaluation resize: None keeps the interpolation of the backbone's weights.
+    eval_interpolation: Literal["bilinear", "bicubic", "nearest"] | None = None
+    eval_antialias: bool = True
 
     def __post_init__(self) -> None:
         check_schedule(self)
@@ -285,3 +316,18 @@ class Method(ABC):
     @abstractmethod
     def embed(self, images: Tensor, modality: Modality) -> Tensor:
         """Features ``(B, D)`` for retrieval (called under ``torch.inference_mode``)."""
+
+    def input_spec(self) -> InputSpec:
+        """The images this method's model takes. The default: the first Backbone module of
+        :meth:`model` (its weights' data config), with the evaluation resize of the
+        config's ``eval_interpolation``/``eval_antialias`` fields where it has them.
+        Override when the model's inputs are decided otherwise."""
+        for module in self.model().modules():
+            if isinstance(module, Backbone):
+                spec = InputSpec.of(module)
+                interpolation = getattr(self.config, "eval_interpolation", None)
+                return InputSpec(spec.size, spec.mean, spec.std,
+                                 interpolation or spec.interpolation,
+                                 bool(getattr(self.config, "eval_antialias", True)))
+        raise TypeError(f"{type(self).__name__}.model() holds no Backbone module; override "
+                        "input_spec() to say what images it takes")

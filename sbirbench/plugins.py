@@ -22,7 +22,10 @@ from sbirbench.registry import Registry
 
 ENTRY_POINT_GROUP = "sbirbench"
 ALLOW_ENV = "SBIRBENCH_LOAD_PLUGINS"
-KINDS = ("dataset", "backbone", "method")
+KINDS = ("dataset", "backbone", "method", "weights")
+#: The hook that fills each kind's registry.
+HOOKS = {"dataset": "register_datasets", "backbone": "register_backbones",
+         "method": "register_methods", "weights": "register_weights"}
 
 
 @dataclass
@@ -164,7 +167,7 @@ def _check_pending(plugins: Plugins, debug: bool) -> None:
 def _build_registries(manager: pluggy.PluginManager) -> dict[str, Registry[Any]]:
     registries: dict[str, Registry[Any]] = {kind: Registry(kind) for kind in KINDS}
     for kind in KINDS:
-        caller = getattr(manager.hook, f"register_{kind}s")
+        caller = getattr(manager.hook, HOOKS[kind])
         # Each implementation is called on its own so that every entry knows its origin.
         for impl in caller.get_hookimpls():
             register = _registrar(registries[kind], impl.plugin_name)
@@ -174,7 +177,7 @@ def _build_registries(manager: pluggy.PluginManager) -> dict[str, Registry[Any]]
                 raise
             except Exception as exc:
                 raise UserError(
-                    f"plugin '{impl.plugin_name}' failed in register_{kind}s: "
+                    f"plugin '{impl.plugin_name}' failed in {HOOKS[kind]}: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
     return registries

@@ -53,11 +53,12 @@ class TrainingProgress:
 
     def epoch(self, record: dict[str, Any]) -> None:
         self.output.event("epoch", **record)
-        if self.bar is not None and self.output.mode == "rich":
-            self.bar.console.print(
-                f"  {record['stage']} epoch {record['epoch']}/{self.epochs}: "
+        line = (f"{record['stage']} epoch {record['epoch']}/{self.epochs}: "
                 f"{_fmt(record['losses'])}  lr {record['lr']:.2e}  "
                 f"{record['images_per_second']:.0f} img/s  {record['seconds']:.1f} s")
+        self.output.record(line)
+        if self.bar is not None and self.output.mode == "rich":
+            self.bar.console.print(f"  {line}")
 
     def close(self) -> None:
         if self.bar is not None:

@@ -51,6 +51,10 @@ class RunPaths:
         return self.root / "history.jsonl"
 
     @property
+    def per_query(self) -> Path:
+        return self.root / "per_query.json"
+
+    @property
     def model(self) -> Path:
         return self.root / "checkpoint.pt"
 
@@ -111,7 +115,7 @@ def find_results(root: Path) -> list[tuple[Path, dict[str, Any]]]:
     out = []
     for file in sorted(Path(root).rglob(RESULT)):
         try:
-            out.append((file.parent, read_result(file)))
+            out.append((file.parent, {**read_result(file), "run_dir": str(file.parent)}))
         except UserError:
             continue
     return out

@@ -28,6 +28,14 @@ from sbirbench.results import (
     write_result,
 )
 from sbirbench.runspec import RunSpec
+from sbirbench.selection import DESCRIPTIONS, BestEpoch
+
+
+def describe_init(model: torch.nn.Module) -> dict[str, Any]:
+    """How each part of the model started: every submodule with ``describe_init()``
+    (backbones: weight source, file hash, data config; heads: their initialisation)."""
+    return {name or "model": module.describe_init() for name, module in model.named_modules()
+            if callable(getattr(module, "describe_init", None))}
 
 
 def seed_everything(seed: int) -> None:
@@ -52,7 +60,7 @@ def _pick_run(spec: RunSpec, out: Path, resume: bool, output: Output,
     if resume and earlier:
         latest = earlier[-1]
         if latest.result.exists():
-            return latest, False, read_result(latest.result)
+            return latest, False, {**read_result(latest.result), "run_dir": str(latest.root)}
         has_state = latest.last.exists()
         output.info(f"resuming {latest.root}" + ("" if has_state else " from the start"))
         return latest, has_state, None
@@ -132,7 +140,18 @@ def _train_and_evaluate(spec: RunSpec, trainer: Trainer, state: dict[str, Any] |
     output.info(f"run [bold]{paths.run_id}[/bold]: {spec.method_name} on {spec.benchmark} "
                 f"({spec.dataset_name}, split {spec.dataset_config.split}), backbone "
                 f"{spec.backbone_name}, preset {spec.preset or '-'}, seed {spec.options.seed}")
+    batch = eval_batch_size or (256 if context.device.type == "cuda" else 64)
+    tracker = None
+    if spec.options.select == "best-epoch":
+        primary = next((m for m in spec.metrics if m.startswith("map@")), spec.metrics[0])
+        tracker = BestEpoch(method, context, paths.root, primary, lambda: evaluate(
+            method, dataset, context=context, metrics=spec.metrics, ap=spec.ap,
+            ties=spec.options.ties, batch_size=batch, workers=workers,
+            precision=spec.precision)["metrics"])
+        trainer.options.after_epoch = tracker.after_epoch
     reports = trainer.train(resume_from=state)
+    selection = (tracker.restore() if tracker is not None else
+                 {"rule": "last", "description": DESCRIPTIONS["last"]})
     train_seconds = time.time() - started
 
     if context.main:
@@ -144,10 +163,12 @@ def _train_and_evaluate(spec: RunSpec, trainer: Trainer, state: dict[str, Any] |
         file_hash(paths.model) if context.main else None, context)
     eval_start = time.time()
     scores = evaluate(method, dataset, context=context, metrics=spec.metrics, ap=spec.ap,
+                      ties=spec.options.ties,
                       hash_bits=spec.options.hash_bits,
-                      batch_size=eval_batch_size or (256 if context.device.type == "cuda" else 64),
+                      batch_size=batch,
                       workers=workers, precision=spec.precision, cache_key=model_hash)
     finished = time.time()
+    per_query = scores.pop("per_query")
     result = {
         "run_id": paths.run_id, "method": spec.method_name, "dataset": spec.dataset_name,
         "split": spec.dataset_config.split, "benchmark": spec.benchmark,
@@ -168,8 +189,12 @@ def _train_and_evaluate(spec: RunSpec, trainer: Trainer, state: dict[str, Any] |
         "reused_stages": trainer.reused,
         "unreadable_training_images": len(trainer.unreadable),
         "model_checkpoint": paths.model.name, "model_sha256": model_hash,
+        "initialisation": describe_init(method.model()),
+        "model_selection": selection,
+        "per_query_file": paths.per_query.name,
     }
     if context.main:
+        atomic.write_json(paths.per_query, per_query)
         write_result(paths, result)
         output.info(f"result: {paths.result}")
-    return {"schema": 1, **result}
+    return {"schema": 1, **result, "run_dir": str(paths.root)}

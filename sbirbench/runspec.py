@@ -20,6 +20,7 @@ from sbirbench.config import as_dict, build_config, config_hash, split_overrides
 from sbirbench.errors import UserError
 from sbirbench.interfaces import BackboneSpec, Method, MethodSetup, SBIRDataset
 from sbirbench.plugins import get_plugins
+from sbirbench.validation import apply_validation
 
 STANDARD_METRICS = ("map@all", "map@200", "prec@100", "prec@200")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -47,6 +48,8 @@ class RunOptions:
     metrics: tuple[str, ...] | None = None
     ap: str | None = None
     hash_bits: int | None = None
+    ties: str = "shared"
+    select: str = "last"
 
 
 @dataclass
@@ -107,6 +110,8 @@ class RunSpec:
             "benchmark": self.benchmark, "benchmark_version": self.benchmark_version,
             "seed": self.options.seed, "world_size": self.options.world_size,
             "precision": self.precision, "data": self.data_fingerprint,
+            # only when not the default, so the hashes of earlier runs stay valid
+            **({"select": self.options.select} if self.options.select != "last" else {}),
         }
 
     @property
@@ -116,11 +121,12 @@ class RunSpec:
     def resolved(self) -> dict[str, Any]:
         """The resolved configuration as stored with results and checkpoints."""
         return {**self.identity(), "preset": self.preset, "overrides": list(self.options.overrides),
-                "metrics": list(self.metrics), "ap": self.ap, "hash_bits": self.options.hash_bits,
+                "metrics": list(self.metrics), "ap": self.ap, "ties": self.options.ties,
+                "hash_bits": self.options.hash_bits,
                 "device": self.device, "data_root": self.dataset_config.data_root}
 
     def build_dataset(self) -> SBIRDataset:
-        return self.dataset_cls(self.dataset_config)
+        return apply_validation(self.dataset_cls(self.dataset_config))
 
     def backbone_spec(self, *, pretrained: bool = True) -> BackboneSpec:
         """The backbone; ``pretrained=False`` skips pretrained weights (a checkpoint will
@@ -251,6 +257,8 @@ def resolve(options: RunOptions) -> RunSpec:
         dataset_values["data_root"] = options.data_root
     dataset_config = build_config(dataset_cls.Config, dataset_values,
                                   what=f"data set {dataset_name}")
+    if dataset_config.validation_classes:  # never recorded under the benchmark's name
+        bench, benchmark = None, f"{dataset_name}-{split}-val{dataset_config.validation_classes}"
 
     metrics = options.metrics or (tuple(dict.fromkeys((*bench.metrics, *STANDARD_METRICS)))
                                   if bench else dataset_cls.default_metrics)
@@ -328,4 +336,5 @@ def build_dataset(name: str, split: str | None, data_root: str | None,
     values = {"split": split, **split_overrides(overrides)["dataset"]}
     if data_root is not None:
         values["data_root"] = data_root
-    return dataset_cls(build_config(dataset_cls.Config, values, what=f"data set {name}"))
+    return apply_validation(dataset_cls(build_config(dataset_cls.Config, values,
+                                                     what=f"data set {name}")))

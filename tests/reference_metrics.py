@@ -48,13 +48,44 @@ def sklearn_like_ap(scores: np.ndarray, relevant: np.ndarray, top: int | None = 
     return total / min(cut, positives)
 
 
+def shared_tie_metric(scores: np.ndarray, relevant: np.ndarray, kind: str, top: int | None,
+                      ap: str) -> float:
+    """One metric with tied scores as one block (a loop over the distinct scores): a cut
+    inside a block keeps that fraction of it; precision at the block's end or the cut."""
+    n, positives = len(scores), int(relevant.sum())
+    cut = n if top is None else min(top, n)
+    before = hits_before = 0.0
+    weights, precisions, found = [], [], 0.0
+    for value in np.unique(scores)[::-1]:
+        block = scores == value
+        size, hits = int(block.sum()), float(relevant[block].sum())
+        fraction = min(max((cut - before) / size, 0.0), 1.0)
+        if fraction > 0 and hits > 0:
+            weights.append(hits * fraction)
+            precisions.append((hits_before + hits * fraction) / (before + size * fraction))
+            found += hits * fraction
+        before, hits_before = before + size, hits_before + hits
+    if kind == "prec":
+        return found / cut
+    if ap == "interpolated":
+        precisions = [max(precisions[i:]) for i in range(len(precisions))]
+    return float(np.dot(weights, precisions)) / min(cut, positives)
+
+
 def reference_metrics(scores: np.ndarray, query_labels: np.ndarray, gallery_labels: np.ndarray,
-                      metrics: list[str], ap: str) -> dict[str, np.ndarray]:
-    """Per-query values of every metric, by looping over queries (NaN: no positives)."""
+                      metrics: list[str], ap: str, ties: str = "shared") -> dict[str, np.ndarray]:
+    """Per-query values of every metric, by looping over queries (NaN: no positives).
+    ``ties``: "shared" (tied scores form blocks) or "index" (a stable sort's order)."""
     out = {m: np.full(len(scores), np.nan) for m in metrics}
     for i, row in enumerate(scores):
         relevant = gallery_labels == query_labels[i]
         if not relevant.any():
+            continue
+        if ties == "shared":
+            for m in metrics:
+                kind, _, k = m.partition("@")
+                out[m][i] = shared_tie_metric(row, relevant, kind, None if k == "all" else int(k),
+                                              ap)
             continue
         order = np.argsort(-row, kind="stable")  # ties: lower gallery index first
         ranked = relevant[order]

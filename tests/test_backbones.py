@@ -52,7 +52,8 @@ def test_extra_tokens_start_as_the_class_token(tmp_path):
     source = plain_vit()
     torch.save(source.state_dict(), tmp_path / "vit.pth")
     model = tiny_vit(weights=str(tmp_path / "vit.pth"))
-    assert model.weights_report.missing == [] and model.weights_report.unexpected == []
+    assert model.weights_report.loaded == len(model.vit.state_dict())
+    assert model.weights_report.dropped == {} and len(model.weights_report.sha256) == 64
     for i in range(2):
         assert torch.equal(model.vit.reg_token[0, i], source.cls_token[0, 0])
         assert torch.equal(model.vit.pos_embed[0, i], source.pos_embed[0, 0])
@@ -89,12 +90,14 @@ def test_state_dict_round_trip_is_bitwise(tmp_path):
 def test_dino_checkpoint_with_prefixes(tmp_path):
     source = plain_vit()
     teacher = {f"backbone.{k}": v for k, v in source.state_dict().items()}
-    teacher["head.mlp.0.weight"] = torch.zeros(8, 64)  # DINO projection head: ignored
+    teacher["head.mlp.0.weight"] = torch.ones(8, 64)  # DINO projection head: kept aside
+    teacher["head.last_layer.weight_v"] = torch.zeros(16, 8)  # DINO prototypes: dropped
     student = {f"module.backbone.{k}": torch.zeros_like(v) for k, v in source.state_dict().items()}
     torch.save({"teacher": teacher, "student": student, "epoch": 100}, tmp_path / "dino.pth")
     model = tiny_vit(weights=str(tmp_path / "dino.pth"))  # the teacher is preferred
     assert torch.equal(model.vit.reg_token[0, 1], source.cls_token[0, 0])
-    assert model.weights_report.unexpected == []
+    assert torch.equal(model.projection_head["0.weight"], torch.ones(8, 64))
+    assert set(model.weights_report.dropped) == {"head.mlp.0.weight", "head.last_layer.weight_v"}
     from_student = tiny_vit(weights=str(tmp_path / "dino.pth"), weights_key="student")
     assert torch.count_nonzero(from_student.vit.reg_token) == 0
 
@@ -109,20 +112,29 @@ def test_safetensors_file(tmp_path):
     assert torch.equal(model.vit.reg_token[0, 0], source.cls_token[0, 0])
 
 
-def test_mismatched_checkpoints_are_reported(tmp_path):
+def test_mismatched_checkpoints_are_errors_never_partial_loads(tmp_path):
     wide = timm.create_model("vit_tiny_patch16_224", num_classes=0, img_size=64, patch_size=8,
                              embed_dim=96, depth=2, num_heads=2)
     torch.save(wide.state_dict(), tmp_path / "wide.pth")
-    with pytest.raises(UserError, match=r"does not fit: '.*' is \(.*96.*\) in the file but"):
+    with pytest.raises(UserError, match=r"differ in shape \('.*' is \(.*96.*\) in the file"):
         tiny_vit(weights=str(tmp_path / "wide.pth"))
     torch.save({"encoder.weight": torch.zeros(3)}, tmp_path / "other.pth")
-    with pytest.raises(UserError, match="none of its 1 tensors match"):
+    with pytest.raises(UserError, match=r"missing from the file: \d+ .*unexpected in the file: "
+                                        r"1 \(encoder.weight\)"):
         tiny_vit(weights=str(tmp_path / "other.pth"))
     partial = {k: v for k, v in plain_vit().state_dict().items() if not k.startswith("blocks.1")}
     torch.save(partial, tmp_path / "partial.pth")
-    report = tiny_vit(weights=str(tmp_path / "partial.pth")).weights_report
-    assert report.missing and all(k.startswith("blocks.1") for k in report.missing)
-    assert "missing" in report.summary()
+    with pytest.raises(UserError) as info:
+        tiny_vit(weights=str(tmp_path / "partial.pth"))
+    assert "missing from the file: 12 (blocks.1.norm1.weight" in str(info.value)
+    assert "\n" not in str(info.value)
+    extra = {**plain_vit().state_dict(), "fc_norm.weight": torch.ones(64)}
+    torch.save(extra, tmp_path / "extra.pth")
+    with pytest.raises(UserError, match="unexpected in the file: 1 \\(fc_norm.weight\\).*"
+                                        "weights_ignore"):
+        tiny_vit(weights=str(tmp_path / "extra.pth"))
+    report = tiny_vit(weights=str(tmp_path / "extra.pth"), weights_ignore=("fc_norm.",))
+    assert report.weights_report.dropped == {"fc_norm.weight": "weights_ignore"}
     with pytest.raises(UserError, match="weights file not found"):
         tiny_vit(weights=str(tmp_path / "nope.pth"))
 

@@ -75,9 +75,10 @@ def test_pretrained_gives_exactly_the_backbone_features():
     dataset = ToyDataset(ToyConfig(image_size=32))
     features = embed(method, dataset, "photo", context=Context())
     from sbirbench.data import ImageItems
+    from sbirbench.interfaces import InputSpec
     from sbirbench.transforms import eval_transform
 
-    transform = eval_transform(32, method.backbone.mean, method.backbone.std)
+    transform = eval_transform(InputSpec(32, method.backbone.mean, method.backbone.std))
     items = ImageItems(dataset, dataset.items("test", "photo"), "photo", transform)
     batch = torch.stack([items[i].image for i in range(len(items))])
     with torch.no_grad():

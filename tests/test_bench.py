@@ -82,11 +82,12 @@ def test_variants_are_separate_rows(tmp_path, capsys, suites):
     assert outcome.code == 0, outcome.err
     rows = list(csv.DictReader(io.StringIO(
         (tmp_path / "suites" / "tiny-variants" / "comparison.csv").read_text())))
-    labels = {r["method"] for r in rows}
+    labels = {r["method"] for r in rows if r["chance"] == "False"}
     assert len(labels) == 2 and any("smoothing=0.0" in label for label in labels)
+    assert any(r["chance"] == "True" for r in rows)  # and the chance row
 
 
-def test_comparison_mean_and_std_on_known_inputs(tmp_path):
+def test_comparison_mean_interval_and_std_on_known_inputs(tmp_path):
     def result(run_id, seed, value):
         return {"run_id": run_id, "method": "pskd", "benchmark": "tuberlin-30",
                 "benchmark_version": 1, "backbone": "vit_tokens", "preset": "published",
@@ -101,9 +102,11 @@ def test_comparison_mean_and_std_on_known_inputs(tmp_path):
     measured = next(r for r in rows if r["method"].startswith("pskd") and r["metric"] == "map@all")
     assert float(measured["mean"]) == pytest.approx(statistics.fmean(values))
     assert float(measured["std"]) == pytest.approx(statistics.stdev(values))
+    half = 4.303 * statistics.stdev(values) / 3 ** 0.5  # t(0.975, 2 dof)
+    assert float(measured["ci95_high"]) == pytest.approx(0.50 + half, abs=1e-4)
     text = md.read_text()
-    assert "**0.500 ± 0.030**" in text and "PSKD (MM 22) †" in text
-    assert "0.500 ± 0.030" in rich
+    assert f"**0.500 ± {half:.3f}**" in text and "PSKD (MM 22) †" in text
+    assert f"0.500 ± {half:.3f}" in rich and "95% t-interval" in text
 
 
 def test_unknown_suite_lists_the_known_ones(capsys):

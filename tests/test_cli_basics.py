@@ -28,7 +28,8 @@ def test_list_shows_builtin_plugins():
     assert result.exit_code == 0
     assert "synthetic" in result.output and "Embedded shapes" in result.output
     payload = json.loads(invoke("list", "--json").output)
-    assert set(payload) == {"methods", "datasets", "backbones"}
+    assert set(payload) == {"methods", "datasets", "backbones", "weights"}
+    assert "efficientnet_lite0.tf_in1k_pip" in {e["name"] for e in payload["weights"]}
     assert payload["datasets"][0]["plugin"] == "datasets"
 
 

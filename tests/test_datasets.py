@@ -211,16 +211,17 @@ def test_corrupt_images_are_reported_and_skipped(tmp_path, capsys):
     assert outcome.code == 0 and report["usable"]
     assert sorted(p.split("/")[-2] for p in report["unreadable"]) == ["cow", "saw"]
     from sbirbench.data import ImageItems
+    from sbirbench.interfaces import InputSpec
     from sbirbench.transforms import eval_transform
 
     dataset = Sketchy(SketchyConfig(data_root=str(root), split="zeroshot"))
     items = ImageItems(dataset, dataset.items("test", "photo"), "photo",
-                       eval_transform(8, (0.5,) * 3, (0.5,) * 3), replace=False)
+                       eval_transform(InputSpec(8, (0.5,) * 3, (0.5,) * 3)), replace=False)
     bad = [items[i].unreadable for i in range(len(items)) if items[i].unreadable]
     assert len(bad) == 1 and "cow" in bad[0][0]
     strict = Sketchy(SketchyConfig(data_root=str(root), split="zeroshot", on_corrupt="error"))
     strict_items = ImageItems(strict, strict.items("test", "photo"), "photo",
-                              eval_transform(8, (0.5,) * 3, (0.5,) * 3), replace=False)
+                              eval_transform(InputSpec(8, (0.5,) * 3, (0.5,) * 3)), replace=False)
     with pytest.raises(UserError, match="unreadable image .*cow"):
         [strict_items[i] for i in range(len(strict_items))]
 

@@ -31,6 +31,36 @@ def test_codes_have_the_requested_bits_and_are_deterministic():
     assert 0.3 < cq.mean() < 0.7  # roughly balanced bits after centring
 
 
+def release_itq(sketches: np.ndarray, photos: np.ndarray, bits: int) -> tuple[np.ndarray, ...]:
+    """The TVT/PSKD release's procedure, written out plainly: float32 centring per set,
+    covariance eigenvectors from the upper triangle, largest first (first ``bits``), ITQ
+    with the legacy generator seeded 50 and the update R = UA @ UB^T, sign > 0."""
+    a = sketches - np.mean(sketches, axis=0, keepdims=True)
+    b = photos - np.mean(photos, axis=0, keepdims=True)
+    values, vectors = np.linalg.eigh(np.cov(a, rowvar=False), "U")
+    vectors = vectors[:, values.argsort()[::-1]][:, :bits]
+    pa, pb = np.matmul(a, vectors), np.matmul(b, vectors)
+    np.random.seed(50)
+    rotation = np.linalg.svd(np.random.randn(bits, bits))[0][:, :bits]
+    for _ in range(50):
+        signs = np.ones(pa.shape) * -1
+        signs[np.matmul(pa, rotation) >= 0] = 1
+        ub, _, ua = np.linalg.svd(np.matmul(signs.T, pa))
+        rotation = np.matmul(ua, ub.T)
+    return np.matmul(pa, rotation) > 0, np.matmul(pb, rotation) > 0
+
+
+def test_codes_are_the_release_codes_bit_for_bit():
+    q, _, g, _ = clustered(seed=3, dim=96)
+    ours = itq_codes(q, g, bits=64)
+    theirs = release_itq(q, g, 64)
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    np.testing.assert_array_equal(ours[1], theirs[1])
+    state = np.random.get_state()  # and without touching numpy's global generator
+    itq_codes(q, g, bits=16)
+    assert np.array_equal(state[1], np.random.get_state()[1])
+
+
 def test_procrustes_update_never_increases_the_loss_and_reference_differs():
     rng = np.random.default_rng(1)
     projected = rng.normal(size=(500, 16)) @ np.diag(np.linspace(3, 0.5, 16))

@@ -11,7 +11,8 @@ import statistics
 import pytest
 
 from sbirbench.benchmarks import load_benchmarks
-from sbirbench.leaderboard import build_boards, compare, render
+from sbirbench.leaderboard import build_boards, compare
+from sbirbench.tables import render
 
 from .cli_helpers import invoke
 
@@ -32,17 +33,18 @@ RESULTS = [
 ]
 
 
-def test_rows_group_seeds_with_mean_and_sample_std():
+def test_rows_group_seeds_with_mean_interval_and_sample_std():
     (board,) = build_boards(RESULTS, load_benchmarks())
     rows = {r.label: r for r in board.rows}
     pskd = rows["pskd [vit_tokens, preset tuberlin-30]"]
     assert pskd.runs == 3
-    assert pskd.values["map@all"][0] == pytest.approx(0.51)
-    assert pskd.values["map@all"][1] == pytest.approx(statistics.stdev([0.50, 0.52, 0.51]))
-    assert rows["ce [vit_tokens, preset tuberlin-30]"].values["map@all"][1] is None
+    assert pskd.values["map@all"].mean == pytest.approx(0.51)
+    assert pskd.std["map@all"] == pytest.approx(statistics.stdev([0.50, 0.52, 0.51]))
+    assert pskd.values["map@all"].half_width == pytest.approx(4.303 * 0.01 / 3 ** 0.5, rel=1e-4)
+    assert rows["ce [vit_tokens, preset tuberlin-30]"].values["map@all"].half_width is None
     assert rows["pskd [vit_tokens, preset tuberlin-30, ila=false]"].runs == 1
     published = [r for r in board.rows if r.published]
-    assert any(r.label.startswith("PSKD (MM 22)") and r.values["map@all"][0] == 0.502
+    assert any(r.label.startswith("PSKD (MM 22)") and r.values["map@all"].mean == 0.502
                for r in published)
     assert board.rows[0].label.startswith("pskd [") and board.best()["map@all"] == pytest.approx(
         0.51)
@@ -50,10 +52,10 @@ def test_rows_group_seeds_with_mean_and_sample_std():
 
 def test_every_format():
     boards = build_boards(RESULTS, load_benchmarks())
-    assert "0.510 ± 0.010" in render(boards, "rich")
+    assert "0.510 ± 0.025" in render(boards, "rich")  # the 95% t half-width of 3 runs
     github = render(boards, "github")
     assert re.search(r"\| pskd \[vit_tokens, preset tuberlin-30\]\s+\| 3\s+\|", github)
-    assert "**0.510 ± 0.010**" in github
+    assert "**0.510 ± 0.025**" in github
     assert "PSKD (MM 22) †" in github
     rows = list(csv.DictReader(io.StringIO(render(boards, "csv"))))
     pskd = next(r for r in rows if r["method"].startswith("pskd [vit_tokens, preset tuberlin-30]")

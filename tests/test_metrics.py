@@ -36,27 +36,49 @@ def check(result, expected, metrics, tol=1e-9):
         assert np.isnan(result["per_query"][m][~keep]).all()
 
 
+@pytest.mark.parametrize("rule", ["shared", "index"])
 @pytest.mark.parametrize("ap", ["interpolated", "sklearn"])
 @pytest.mark.parametrize("ties", [False, True])
 @pytest.mark.parametrize("chunk", [None, 1, 7])
-def test_matches_reference(ap, ties, chunk):
+def test_matches_reference(rule, ap, ties, chunk):
     q, ql, g, gl = make_data(1, ties=ties)
     scores = q @ g.T  # what "dot" ranks by, computed the same way
-    expected = reference_metrics(scores, ql, gl, METRICS, ap)
+    expected = reference_metrics(scores, ql, gl, METRICS, ap, rule)
     result = retrieval_metrics(q, ql, g, gl, metrics=METRICS, ap=ap, similarity="dot",
-                               chunk_size=chunk, per_query=True)
+                               chunk_size=chunk, per_query=True, ties=rule)
     check(result, expected, METRICS)
     if ties:
         assert len(np.unique(scores)) < scores.size / 10  # the tie rule really mattered
+
+
+@pytest.mark.parametrize("ap", ["interpolated", "sklearn"])
+def test_shared_ties_do_not_depend_on_the_gallery_order(ap):
+    q, ql, g, gl = make_data(21, ties=True)
+    metrics = ["map@all", "map@10", "prec@10", "prec@37"]
+    kw = dict(metrics=metrics, ap=ap, similarity="dot")
+    by_class = np.argsort(gl, kind="stable")
+    first = retrieval_metrics(q, ql, g[by_class], gl[by_class], **kw)
+    shuffled = np.random.default_rng(0).permutation(len(g))
+    second = retrieval_metrics(q, ql, g[shuffled], gl[shuffled], **kw)
+    for m in metrics:
+        assert first[m] == pytest.approx(second[m], abs=1e-12)
+    # the gallery-index rule does depend on it (interpolated AP, Prec@K), which is why it
+    # is not the default
+    index = [retrieval_metrics(q, ql, g[o], gl[o], ties="index", **kw)
+             for o in (by_class, shuffled)]
+    assert abs(index[0]["prec@10"] - index[1]["prec@10"]) > 1e-3
+    assert first["conventions"]["ties"].startswith("shared threshold")
 
 
 def test_topk_only_path_matches_full_sort():
     # Only map@K / prec@K with K well below the gallery size: the partition path.
     q, ql, g, gl = make_data(2, nq=30, ng=400, ties=True)
     metrics = ["map@20", "prec@20", "prec@5"]
-    expected = reference_metrics(q @ g.T, ql, gl, metrics, "interpolated")
-    result = retrieval_metrics(q, ql, g, gl, metrics=metrics, similarity="dot", per_query=True)
-    check(result, expected, metrics)
+    for rule in ("index", "shared"):
+        expected = reference_metrics(q @ g.T, ql, gl, metrics, "interpolated", rule)
+        result = retrieval_metrics(q, ql, g, gl, metrics=metrics, similarity="dot",
+                                   per_query=True, ties=rule)
+        check(result, expected, metrics)
 
 
 def test_sklearn_average_precision_per_query():
@@ -128,22 +150,22 @@ def test_cosine_and_euclidean_rank_like_their_definitions():
 
 
 @pytest.mark.parametrize("encoding", ["bool", "01", "pm1"])
-def test_hamming_codes(encoding):
-    rng = np.random.default_rng(9)
+@pytest.mark.parametrize("rule", ["shared", "index"])
+def test_hamming_codes(encoding, rule):
     q, ql, g, gl = make_data(9, dim=16)
     bits_q, bits_g = q > 0, g > 0
     distance = (bits_q[:, None, :] != bits_g[None]).sum(-1)
-    expected = reference_metrics(-distance.astype(np.float64), ql, gl, METRICS, "interpolated")
+    expected = reference_metrics(-distance.astype(np.float64), ql, gl, METRICS, "interpolated",
+                                 rule)
     encode = {"bool": lambda b: b, "01": lambda b: b.astype(np.uint8),
               "pm1": lambda b: b.astype(np.int8) * 2 - 1}[encoding]
     result = retrieval_metrics(encode(bits_q), ql, encode(bits_g), gl, metrics=METRICS,
-                               similarity="hamming", per_query=True)
+                               similarity="hamming", per_query=True, ties=rule)
     check(result, expected, METRICS)
-    sk = reference_metrics(-distance.astype(np.float64), ql, gl, ["map@all"], "sklearn")
+    sk = reference_metrics(-distance.astype(np.float64), ql, gl, ["map@all"], "sklearn", rule)
     result = retrieval_metrics(bits_q, ql, bits_g, gl, metrics=["map@all"], ap="sklearn",
-                               similarity="hamming", per_query=True)
+                               similarity="hamming", per_query=True, ties=rule)
     check(result, sk, ["map@all"])
-    assert rng is not None
 
 
 def test_a_known_ranking_by_hand():
@@ -188,12 +210,13 @@ def duplicated_gallery(seed: int, copies: int):
 
 @pytest.mark.parametrize("copies", [3, 60])  # few ties per row (comparison pass) / many (argsort)
 @pytest.mark.parametrize("ap", ["interpolated", "sklearn"])
-def test_duplicated_gallery_items(copies, ap):
+@pytest.mark.parametrize("rule", ["shared", "index"])
+def test_duplicated_gallery_items(copies, ap, rule):
     q, ql, g, gl = duplicated_gallery(11, copies)
     metrics = ["map@all", "map@10", "prec@10", "prec@50"]
-    expected = reference_metrics(q @ g.T, ql, gl, metrics, ap)
+    expected = reference_metrics(q @ g.T, ql, gl, metrics, ap, rule)
     result = retrieval_metrics(q, ql, g, gl, metrics=metrics, ap=ap, similarity="dot",
-                               per_query=True)
+                               per_query=True, ties=rule)
     check(result, expected, metrics)
 
 
@@ -203,9 +226,10 @@ def test_ties_on_the_top_k_boundary():
     scores = q @ g.T
     for k in range(1, 61):
         metrics = [f"map@{k}", f"prec@{k}"]
-        expected = reference_metrics(scores, ql, gl, metrics, "interpolated")
+        rule = ("index", "shared")[k % 2]
+        expected = reference_metrics(scores, ql, gl, metrics, "interpolated", rule)
         result = retrieval_metrics(q, ql, g, gl, metrics=metrics, similarity="dot",
-                                   per_query=True)
+                                   per_query=True, ties=rule)
         check(result, expected, metrics)
 
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from sbirbench.data import EpochSampler, ImageItems, collate, make_loader
-from sbirbench.interfaces import ParamGroup
+from sbirbench.interfaces import InputSpec, ParamGroup
 from sbirbench.optim import clip_gradients, param_groups, set_step_values
 from sbirbench.schedules import cosine
 from sbirbench.testing import ToyConfig, ToyDataset
@@ -78,7 +78,7 @@ def test_epoch_sampler_yields_epoch_index_pairs_and_resumes_mid_epoch():
 
 def test_augmentation_depends_only_on_seed_epoch_and_index():
     dataset = ToyDataset(ToyConfig())
-    transform = train_transform("dino", 32, (0.5,) * 3, (0.5,) * 3)
+    transform = train_transform("dino", InputSpec(32, (0.5,) * 3, (0.5,) * 3))
     items = ImageItems(dataset, dataset.items("train", "photo"), "photo", transform, seed=7)
     torch.manual_seed(123)
     first = items[(2, 5)].image
@@ -107,7 +107,7 @@ class FlakyToy(ToyDataset):
 
 def test_unreadable_training_images_are_replaced_and_reported():
     dataset = FlakyToy(ToyConfig())
-    transform = train_transform("none", 32, (0.5,) * 3, (0.5,) * 3)
+    transform = train_transform("none", InputSpec(32, (0.5,) * 3, (0.5,) * 3))
     items = ImageItems(dataset, dataset.items("train", "photo"), "photo", transform)
     sample = items[(0, 3)]
     assert sample.index == 4 and sample.unreadable == ("3",)

@@ -14,14 +14,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from sbirbench.errors import UserError
 
-from .weights import check_timm_model, load_into, read_state_dict, timm_pretrained
+from .loading import Converted, LoadReport, describe_weights, load_strict
+from .weight_sources import file_sha256
+from .weights import check_timm_model, read_state_dict, timm_pretrained
+
+#: DINO's projection head (``head.mlp.0/2/4``): not part of the backbone, handed to a
+#: method's fusion head (TVT/PSKD initialise their MLP from it).
+PROJECTION_HEAD = "head.mlp."
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,7 @@ class VitTokensConfig:
     pretrained: bool = False
     weights: str | None = None
     weights_key: str | None = None
+    weights_ignore: tuple[str, ...] = ()
     drop_path_rate: float = 0.0
     grad_checkpointing: bool = False
     compile: bool = False
@@ -80,24 +88,51 @@ class VitTokens(nn.Module):
         self.feature_names = tuple(config.token_names) + (("patch_tokens",) if config.patch_tokens
                                                          else ())
         self.default_feature = config.token_names[-1]
-        self.weights_report = None
+        self.interpolation: str = str(data.get("interpolation", "bicubic"))
+        #: DINO's projection-head tensors when the weights file has them (keys ``0.weight``,
+        #: ``2.weight``, ``4.weight``...), for a method's fusion head; else empty.
+        self.projection_head: dict[str, torch.Tensor] = {}
+        self.weights_report: LoadReport | None = None
         if config.weights:
-            state = read_state_dict(config.weights, config.weights_key)
-            self.weights_report = self.load_pretrained(state, config.weights)
+            path = Path(config.weights).expanduser()
+            state = read_state_dict(path, config.weights_key)
+            self.weights_report = self.load_pretrained(state, str(path))
+            self.weights_report.sha256 = file_sha256(path)
         elif config.pretrained:
             source = timm_pretrained(config.model, num_classes=0)
-            self.weights_report = self.load_pretrained(source.state_dict(),
-                                                       f"timm '{config.model}'")
+            label = source.pretrained_cfg.get("hf_hub_id") or config.model
+            self.weights_report = self.load_pretrained(source.state_dict(), f"timm:{label}")
+        if self.weights_report is not None:
+            self.weights_report.data_config = {
+                "mean": list(self.mean), "std": list(self.std),
+                "interpolation": self.interpolation, "input_size": self.input_size}
         if config.grad_checkpointing:
             self.vit.set_grad_checkpointing(True)
         if config.compile:
             self.vit.compile()
 
-    def load_pretrained(self, state: dict[str, torch.Tensor], source: str):
-        """Load a class-token ViT state dict (timm, DINO) or one of this model's own."""
+    def describe_init(self) -> dict[str, Any]:
+        """Where the weights came from (recorded in results)."""
+        return describe_weights(self.weights_report)
+
+    def load_pretrained(self, state: dict[str, torch.Tensor], source: str) -> LoadReport:
+        """Load a class-token ViT state dict (timm, DINO) or one of this model's own,
+        strictly; DINO's projection head is kept for the method's fusion head."""
+        return load_strict(self.vit, self.convert(state), source, self.config.weights_ignore)
+
+    def convert(self, state: dict[str, torch.Tensor]) -> Converted:
+        """Class token to extra tokens; heads set aside or dropped, each with a reason."""
+        state, dropped = dict(state), {}
+        for key in [k for k in state if k.startswith("head.")]:
+            value = state.pop(key)
+            if key.startswith(PROJECTION_HEAD):
+                self.projection_head[key.removeprefix(PROJECTION_HEAD)] = value
+                dropped[key] = "DINO projection head (for the method's fusion head)"
+            else:
+                dropped[key] = "pretrained head (this backbone returns token states)"
         if "cls_token" in state and "reg_token" not in state:
             state = self._from_class_token(state)
-        return load_into(self.vit, state, source, ignore=("head.", "fc_norm.", "norm_pre."))
+        return Converted(state, dropped)
 
     def _from_class_token(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         from timm.layers import resample_abs_pos_embed, resample_patch_embed

@@ -1,4 +1,4 @@
-"""Pretrained weights: timm's hub download (cache first) and local files.
+"""Reading pretrained weights: timm's hub download (cache first) and local files.
 
 Local files are read with ``torch.load(weights_only=True)`` (no arbitrary unpickling) or
 safetensors. Wrapped checkpoints are unwrapped: DINO's ``teacher``/``student`` entries,
@@ -10,14 +10,12 @@ from __future__ import annotations
 import argparse
 import pickle
 import socket
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from sbirbench.console import output
 from sbirbench.errors import UserError
 
 #: Preferred entries of a wrapped checkpoint, in order (DINO keeps the teacher for eval).
@@ -74,55 +72,12 @@ def _unwrap(state: Any, key: str | None, path: Path) -> dict[str, torch.Tensor]:
 
 
 def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop wrapper prefixes; where some keys are under ``backbone.`` (DINO, TVT, PSKD),
-    keep only those (the rest are heads)."""
+    """Drop wrapper prefixes (``module.``, ``_orig_mod.``, and ``backbone.``, which DINO,
+    TVT and PSKD put before the backbone's keys). Other keys (heads) stay as they are: the
+    converter uses or drops them, and says so."""
     for prefix in PREFIXES:
-        if prefix == "backbone." and any(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-        else:
-            state = {k.removeprefix(prefix): v for k, v in state.items()}
+        state = {k.removeprefix(prefix): v for k, v in state.items()}
     return state
-
-
-@dataclass
-class LoadReport:
-    """What loading a state dict into a module did."""
-
-    source: str
-    loaded: int
-    missing: list[str] = field(default_factory=list)
-    unexpected: list[str] = field(default_factory=list)
-
-    def summary(self) -> str:
-        text = f"loaded {self.loaded} tensors from {self.source}"
-        if self.missing:
-            text += f"; missing {len(self.missing)} ({', '.join(self.missing[:4])}"
-            text += ", ...)" if len(self.missing) > 4 else ")"
-        if self.unexpected:
-            text += f"; unexpected {len(self.unexpected)} ({', '.join(self.unexpected[:4])}"
-            text += ", ...)" if len(self.unexpected) > 4 else ")"
-        return text
-
-
-def load_into(module: nn.Module, state: dict[str, torch.Tensor], source: str,
-              *, ignore: tuple[str, ...] = ()) -> LoadReport:
-    """Load what fits, report the rest; a file that fits nothing (or with wrong shapes)
-    is an error that names the mismatch."""
-    own = module.state_dict()
-    shapes = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
-    if shapes:
-        k = shapes[0]
-        raise UserError(f"{source} does not fit: '{k}' is {tuple(state[k].shape)} in the file but "
-                        f"{tuple(own[k].shape)} in the model ({len(shapes)} tensors differ)")
-    result = module.load_state_dict(state, strict=False)
-    unexpected = [k for k in result.unexpected_keys if not k.startswith(ignore)]
-    report = LoadReport(source, len(state) - len(result.unexpected_keys),
-                        list(result.missing_keys), unexpected)
-    if report.loaded == 0:
-        raise UserError(f"{source} does not fit this model: none of its {len(state)} tensors "
-                        f"match (first keys: {', '.join(list(state)[:3])})")
-    output().info(f"[dim]{report.summary()}[/dim]")
-    return report
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from sbirbench.leaderboard import FORMATS
+from sbirbench.tables import FORMATS
 
 
 @click.command("leaderboard")
@@ -17,12 +17,13 @@ from sbirbench.leaderboard import FORMATS
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="rich", show_default=True)
 @click.option("--hashed", is_flag=True, help="Binary-code (--hash-bits) results instead.")
 def leaderboard_command(benchmark: str | None, runs: Path, fmt: str, hashed: bool) -> None:
-    """Leaderboards from stored results: one table per benchmark version, mean ± std
-    over seeds, published numbers marked †."""
+    """Leaderboards from stored results: one table per benchmark version, mean and 95%
+    interval over seeds, chance, wall time, published numbers marked †."""
     from sbirbench.benchmarks import load_benchmarks
     from sbirbench.errors import UserError
-    from sbirbench.leaderboard import build_boards, render
+    from sbirbench.leaderboard import build_boards
     from sbirbench.results import find_results
+    from sbirbench.tables import render
 
     if not runs.is_dir():
         raise UserError(f"no results folder {runs} (run something first, or pass --runs DIR)")

@@ -9,22 +9,27 @@ import click
 from sbirbench.cli import debug_enabled
 from sbirbench.plugins import KINDS, get_plugins
 
-_PLURALS = {f"{kind}s": kind for kind in KINDS}
+
+def _plural(kind: str) -> str:
+    return kind if kind == "weights" else f"{kind}s"
+
+
+_PLURALS = {_plural(kind): kind for kind in KINDS}
 
 
 @click.command("list")
 @click.argument("kind", required=False, type=click.Choice(sorted(_PLURALS)))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def list_command(kind: str | None, as_json: bool) -> None:
-    """List the registered methods, data sets and backbones (or one KIND of them)."""
+    """List the registered methods, data sets, backbones and weight sources (or one KIND)."""
     from rich.console import Console
     from rich.table import Table
 
     plugins = get_plugins(debug=debug_enabled())
-    kinds = [_PLURALS[kind]] if kind else ["method", "dataset", "backbone"]
+    kinds = [_PLURALS[kind]] if kind else list(KINDS)
     if as_json:
         payload = {
-            f"{k}s": [
+            _plural(k): [
                 {"name": e.name, "aliases": list(e.aliases), "description": e.description,
                  "plugin": e.origin, "target": e.target_path}
                 for e in plugins.registry(k)
@@ -35,7 +40,7 @@ def list_command(kind: str | None, as_json: bool) -> None:
         return
     console = Console()
     for k in kinds:
-        table = Table(title=f"{k}s", title_justify="left", show_edge=False)
+        table = Table(title=_plural(k), title_justify="left", show_edge=False)
         table.add_column("name", style="bold")
         table.add_column("description")
         table.add_column("plugin", style="dim")

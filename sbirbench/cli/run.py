@@ -29,6 +29,12 @@ RUN_OPTIONS = [
                                    "benchmark's plus the standard four)."),
     click.option("--ap", type=click.Choice(["interpolated", "sklearn"]),
                  help="AP convention (default: the benchmark's)."),
+    click.option("--ties", type=click.Choice(["shared", "index"]), default="shared",
+                 show_default=True, help="Tied scores: one shared threshold (order-free) or "
+                                         "gallery-index order (the TVT/PSKD code)."),
+    click.option("--select", type=click.Choice(["last", "best-epoch"]), default="last",
+                 show_default=True, help="The model to report: after the last epoch, or the "
+                 "epoch best on the test set (the TVT/PSKD release's tables; labelled)."),
     click.option("--hash-bits", type=int, help="Also evaluate PCA+ITQ binary codes of "
                                                "this many bits (e.g. 64)."),
 ]
@@ -53,7 +59,8 @@ def options_from(method: str, params: dict[str, Any], world_size: int):
         preset=params.get("preset"), overrides=tuple(params.get("overrides", ())),
         device=params.get("device"), precision=params.get("precision"),
         world_size=world_size, metrics=metrics, ap=params.get("ap"),
-        hash_bits=params.get("hash_bits"))
+        hash_bits=params.get("hash_bits"), ties=params.get("ties") or "shared",
+        select=params.get("select") or "last")
 
 
 def worker_argv(command: click.Command, method: str, params: dict[str, Any]) -> list[str]:
