@@ -66,8 +66,10 @@ class FileDataset(SBIRDataset):
     def _root(self) -> Path:
         given = self.config.data_root or os.environ.get(DATA_ENV)
         if not given:
-            raise UserError(f"no data root for {self.name}: pass --data-root PATH or set "
-                            f"{DATA_ENV} (see README, Data)")
+            raise UserError(
+                f"no data root for {self.name}: pass --data-root PATH or set "
+                f"{DATA_ENV} (see README, Data)"
+            )
         root = Path(given).expanduser()
         if not root.is_dir():
             raise UserError(f"data root {root} does not exist")
@@ -87,14 +89,21 @@ class FileDataset(SBIRDataset):
                 if isinstance(match, str):
                     problems.append(match)
                 elif match is not None:
-                    return layouts.index_folders(folder, layout, *match,
-                                                 use_cache=self.config.index_cache)
+                    return layouts.index_folders(
+                        folder, layout, *match, use_cache=self.config.index_cache
+                    )
                 tried.append(f"{layout} in {folder}")
-        expected = "; ".join(layouts.FOLDER_LAYOUTS[name][2] if name in layouts.FOLDER_LAYOUTS
-                             else layouts.FILE_LISTS_TEXT for name in self.layouts)
+        expected = "; ".join(
+            layouts.FOLDER_LAYOUTS[name][2]
+            if name in layouts.FOLDER_LAYOUTS
+            else layouts.FILE_LISTS_TEXT
+            for name in self.layouts
+        )
         detail = f" ({problems[0]})" if problems else ""
-        raise UserError(f"no {self.title or self.name} layout found under {self.root}{detail}; "
-                        f"tried {', '.join(tried)}; expected one of: {expected}")
+        raise UserError(
+            f"no {self.title or self.name} layout found under {self.root}{detail}; "
+            f"tried {', '.join(tried)}; expected one of: {expected}"
+        )
 
     def _find_lists(self, folder: Path, problems: list[str]) -> layouts.Index | None:
         options = layouts.list_folders(folder)
@@ -104,10 +113,13 @@ class FileDataset(SBIRDataset):
         for option in options:
             if layouts.unseen_of_list_folder(option) == unseen:
                 return layouts.index_file_lists(option)
-        found = ", ".join(f"{o.name}: {len(layouts.unseen_of_list_folder(o))} unseen"
-                          for o in options)
-        problems.append(f"file lists in {folder} ({found}) but none has the {len(unseen)} "
-                        f"unseen classes of split '{self.split}'")
+        found = ", ".join(
+            f"{o.name}: {len(layouts.unseen_of_list_folder(o))} unseen" for o in options
+        )
+        problems.append(
+            f"file lists in {folder} ({found}) but none has the {len(unseen)} "
+            f"unseen classes of split '{self.split}'"
+        )
         return None
 
     # ------------------------------------------------------------------ classes and items
@@ -120,12 +132,15 @@ class FileDataset(SBIRDataset):
         else:
             on_disk = set(index.files["sketch"]) | set(index.files["photo"])
         names = [normalize(n) for n in everything] if everything is not None else sorted(on_disk)
-        spelled = dict(zip(names, everything or [index.folder_names.get(n, n) for n in names],
-                           strict=True))
+        spelled = dict(
+            zip(names, everything or [index.folder_names.get(n, n) for n in names], strict=True)
+        )
         missing_unseen = [n for n in unseen if n not in names]
         if missing_unseen:
-            raise UserError(f"unseen classes of split '{self.split}' are not classes of "
-                            f"{self.name}: {', '.join(missing_unseen)}")
+            raise UserError(
+                f"unseen classes of split '{self.split}' are not classes of "
+                f"{self.name}: {', '.join(missing_unseen)}"
+            )
         self._seen = [n for n in names if n not in set(unseen)]
         self._unseen = unseen
         self.display = spelled
@@ -139,17 +154,19 @@ class FileDataset(SBIRDataset):
                 self._items[(subset, modality)] = self._collect(subset, modality, classes)
         for name in unseen:
             for modality in ("sketch", "photo"):
-                if not any(lbl == unseen.index(name) for _, lbl in self._items[("test",
-                                                                                modality)]):
-                    why = ("no class folder" if name not in on_disk
-                           else "its folder has no images")
+                if not any(lbl == unseen.index(name) for _, lbl in self._items[("test", modality)]):
+                    why = "no class folder" if name not in on_disk else "its folder has no images"
                     plural = "sketches" if modality == "sketch" else "photos"
-                    raise UserError(f"unseen class '{spelled[name]}' of split '{self.split}' "
-                                    f"has no {plural} under {self.index.root} ({why})")
+                    raise UserError(
+                        f"unseen class '{spelled[name]}' of split '{self.split}' "
+                        f"has no {plural} under {self.index.root} ({why})"
+                    )
         if self.missing_classes:
-            output().warn(f"{self.name}: {len(self.missing_classes)} seen classes are missing "
-                          f"under {index.root}: {', '.join(self.missing_classes[:8])}"
-                          + (" ..." if len(self.missing_classes) > 8 else ""))
+            output().warn(
+                f"{self.name}: {len(self.missing_classes)} seen classes are missing "
+                f"under {index.root}: {', '.join(self.missing_classes[:8])}"
+                + (" ..." if len(self.missing_classes) > 8 else "")
+            )
 
     def _collect(self, subset: str, modality: str, classes: list[str]) -> list[Item]:
         if self.index.layout == layouts.FILE_LISTS:
@@ -186,12 +203,24 @@ class FileDataset(SBIRDataset):
         return open_rgb(str(ref))
 
     def describe(self) -> dict[str, Any]:
-        counts = {subset: {modality: len(self._items[(subset, modality)])
-                           for modality in ("sketch", "photo")} for subset in ("train", "test")}
-        return {**super().describe(), "layout": self.index.layout,
-                "layout_description": self.index.description, "root": str(self.index.root),
-                "seen": len(self._seen), "unseen": len(self._unseen), "counts": counts,
-                "missing_classes": [self.display[n] for n in self.missing_classes],
-                "empty_classes": [self.display[n] for n in self.empty_classes],
-                "unknown_folders": self.unknown_folders, "excluded": self.excluded_count,
-                "index_cached": self.index.cached, "notes": self.index.notes}
+        counts = {
+            subset: {
+                modality: len(self._items[(subset, modality)]) for modality in ("sketch", "photo")
+            }
+            for subset in ("train", "test")
+        }
+        return {
+            **super().describe(),
+            "layout": self.index.layout,
+            "layout_description": self.index.description,
+            "root": str(self.index.root),
+            "seen": len(self._seen),
+            "unseen": len(self._unseen),
+            "counts": counts,
+            "missing_classes": [self.display[n] for n in self.missing_classes],
+            "empty_classes": [self.display[n] for n in self.empty_classes],
+            "unknown_folders": self.unknown_folders,
+            "excluded": self.excluded_count,
+            "index_cached": self.index.cached,
+            "notes": self.index.notes,
+        }

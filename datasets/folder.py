@@ -45,16 +45,21 @@ class Folder(FileDataset):
             return [n.strip() for n in config.unseen.split(",") if n.strip()]
         on_disk = sorted(set(self.index.files["sketch"]) & set(self.index.files["photo"]))
         if config.unseen_count is None:
-            raise UserError("folder: give the unseen classes with --set dataset.unseen=a,b,c "
-                            "(or a file of names), or --set dataset.unseen_count=N")
+            raise UserError(
+                "folder: give the unseen classes with --set dataset.unseen=a,b,c "
+                "(or a file of names), or --set dataset.unseen_count=N"
+            )
         if not 0 < config.unseen_count < len(on_disk):
-            raise UserError(f"folder: unseen_count must be between 1 and {len(on_disk) - 1} "
-                            f"(there are {len(on_disk)} classes with sketches and photos)")
+            raise UserError(
+                f"folder: unseen_count must be between 1 and {len(on_disk) - 1} "
+                f"(there are {len(on_disk)} classes with sketches and photos)"
+            )
         return sorted(random.Random(config.seed).sample(on_disk, config.unseen_count))
 
     def _build(self) -> None:
         for name in self.unseen_names():
             if normalize(name) not in self.index.files["sketch"] | self.index.files["photo"]:
-                raise UserError(f"folder: unseen class '{name}' is not a folder under "
-                                f"{self.index.root}")
+                raise UserError(
+                    f"folder: unseen class '{name}' is not a folder under {self.index.root}"
+                )
         super()._build()

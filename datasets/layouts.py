@@ -22,23 +22,33 @@ from sbirbench.paths import cache_dir
 from .images import IMAGE_SUFFIXES
 from .names import normalize
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: links leading outside the data root are skipped
 
 #: Folder layouts: name -> (sketch folders, photo folders) relative to the data-set root.
 FOLDER_LAYOUTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
-    "sketchy-database": (("sketch/tx_000000000000",),
-                         ("photo/tx_000000000000", "extended_photo", "EXTEND_image_sketchy"),
-                         "Sketchy database: sketch/tx_000000000000/<class>, "
-                         "photo/tx_000000000000/<class> (+ extended_photo/<class>)"),
-    "sketches-images": (("sketches",), ("images",),
-                        "SEM-PCYC / QuickDraw Extended: sketches/<class>, images/<class>"),
+    "sketchy-database": (
+        ("sketch/tx_000000000000",),
+        ("photo/tx_000000000000", "extended_photo", "EXTEND_image_sketchy"),
+        "Sketchy database: sketch/tx_000000000000/<class>, "
+        "photo/tx_000000000000/<class> (+ extended_photo/<class>)",
+    ),
+    "sketches-images": (
+        ("sketches",),
+        ("images",),
+        "SEM-PCYC / QuickDraw Extended: sketches/<class>, images/<class>",
+    ),
     "tvt": (("sketch",), ("photo",), "TVT/PSKD: sketch/<class>, photo/<class>"),
-    "pskd-sketchy": (("sketch",), ("photo/tx_000000000000", "extended_photo"),
-                     "PSKD's Sketchy: sketch/<class>, photo/tx_000000000000/<class>"),
+    "pskd-sketchy": (
+        ("sketch",),
+        ("photo/tx_000000000000", "extended_photo"),
+        "PSKD's Sketchy: sketch/<class>, photo/tx_000000000000/<class>",
+    ),
 }
 FILE_LISTS = "file-lists"
-FILE_LISTS_TEXT = "SAKE/ZSE-SBIR file lists: <split folder>/cname_cid.txt, cname_cid_zero.txt, " \
-                  "*_filelist_{train,zero}.txt"
+FILE_LISTS_TEXT = (
+    "SAKE/ZSE-SBIR file lists: <split folder>/cname_cid.txt, cname_cid_zero.txt, "
+    "*_filelist_{train,zero}.txt"
+)
 
 
 @dataclass
@@ -70,16 +80,30 @@ def candidates(root: Path, folder_names: Iterable[str]) -> list[Path]:
     return found
 
 
-def _class_dirs(folder: Path) -> dict[str, Path]:
-    with os.scandir(folder) as entries:
-        return {normalize(e.name): Path(e.path) for e in entries
-                if e.is_dir() and not e.name.startswith(".")}
+def _inside(entry: os.DirEntry[str], root: str) -> bool:
+    """A symbolic link counts only when it leads to a place inside the data root."""
+    return not entry.is_symlink() or os.path.realpath(entry.path).startswith(root)
 
 
-def _images(folder: Path) -> list[str]:
+def _class_dirs(folder: Path, root: str) -> dict[str, Path]:
     with os.scandir(folder) as entries:
-        return sorted(e.path for e in entries if not e.name.startswith(".")
-                      and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES and e.is_file())
+        return {
+            normalize(e.name): Path(e.path)
+            for e in entries
+            if e.is_dir() and not e.name.startswith(".") and _inside(e, root)
+        }
+
+
+def _images(folder: Path, root: str) -> list[str]:
+    with os.scandir(folder) as entries:
+        return sorted(
+            e.path
+            for e in entries
+            if not e.name.startswith(".")
+            and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES
+            and e.is_file()
+            and _inside(e, root)
+        )
 
 
 def detect_folders(root: Path, layout: str) -> tuple[list[Path], list[Path]] | str | None:
@@ -100,20 +124,27 @@ def detect_folders(root: Path, layout: str) -> tuple[list[Path], list[Path]] | s
     return None
 
 
-def index_folders(root: Path, layout: str, sketch_dirs: list[Path], photo_dirs: list[Path],
-                  use_cache: bool) -> Index:
+def index_folders(
+    root: Path, layout: str, sketch_dirs: list[Path], photo_dirs: list[Path], use_cache: bool
+) -> Index:
     """Index the class folders of a folder layout (cached by folder modification times)."""
-    class_dirs = {"sketch": {}, "photo": {}}
+    class_dirs: dict[str, dict[str, list[Path]]] = {"sketch": {}, "photo": {}}
     names: dict[str, str] = {}
+    inside = os.path.join(os.path.realpath(root), "")
     for modality, tops in (("sketch", sketch_dirs), ("photo", photo_dirs)):
         for top in tops:
-            for name, folder in _class_dirs(top).items():
+            for name, folder in _class_dirs(top, inside).items():
                 class_dirs[modality].setdefault(name, []).append(folder)
                 names.setdefault(name, folder.name)
-    stamps = sorted((str(f), f.stat().st_mtime_ns) for dirs in class_dirs.values()
-                    for folders in dirs.values() for f in folders)
-    key = config_hash({"version": INDEX_VERSION, "root": str(root.resolve()), "layout": layout,
-                       "stamps": stamps})
+    stamps = sorted(
+        (str(f), f.stat().st_mtime_ns)
+        for dirs in class_dirs.values()
+        for folders in dirs.values()
+        for f in folders
+    )
+    key = config_hash(
+        {"version": INDEX_VERSION, "root": str(root.resolve()), "layout": layout, "stamps": stamps}
+    )
     cache_file = cache_dir("index") / f"{key[:32]}.json"
     description = FOLDER_LAYOUTS[layout][2]
     if use_cache and cache_file.is_file():
@@ -122,9 +153,13 @@ def index_folders(root: Path, layout: str, sketch_dirs: list[Path], photo_dirs: 
             return Index(layout, root, description, files, names, cached=True)
         except ValueError:
             pass
-    files = {modality: {name: [p for folder in folders for p in _images(folder)]
-                        for name, folders in dirs.items()}
-             for modality, dirs in class_dirs.items()}
+    files = {
+        modality: {
+            name: [p for folder in folders for p in _images(folder, inside)]
+            for name, folders in dirs.items()
+        }
+        for modality, dirs in class_dirs.items()
+    }
     if use_cache:
         atomic.write_text(cache_file, json.dumps(files))
     return Index(layout, root, description, files, names)
@@ -141,8 +176,9 @@ def _read_pairs(path: Path) -> list[tuple[str, int]]:
         try:
             pairs.append((text.strip(), int(label)))
         except ValueError:
-            raise UserError(f"{path}:{number}: expected '<path or class> <integer>', got "
-                            f"'{line.strip()}'") from None
+            raise UserError(
+                f"{path}:{number}: expected '<path or class> <integer>', got '{line.strip()}'"
+            ) from None
     return pairs
 
 
@@ -162,11 +198,15 @@ def index_file_lists(folder: Path) -> Index:
     """Read a SAKE/ZSE-SBIR split folder: paths are relative to its parent; ``*train*``
     labels index ``cname_cid.txt`` and ``*zero*`` labels ``cname_cid_zero.txt``."""
     root = folder.parent
-    seen = [normalize(n) for n, _ in sorted(_read_pairs(folder / "cname_cid.txt"),
-                                            key=lambda p: p[1])] \
-        if (folder / "cname_cid.txt").is_file() else []
-    zero = [normalize(n) for n, _ in sorted(_read_pairs(folder / "cname_cid_zero.txt"),
-                                            key=lambda p: p[1])]
+    seen = (
+        [normalize(n) for n, _ in sorted(_read_pairs(folder / "cname_cid.txt"), key=lambda p: p[1])]
+        if (folder / "cname_cid.txt").is_file()
+        else []
+    )
+    zero = [
+        normalize(n)
+        for n, _ in sorted(_read_pairs(folder / "cname_cid_zero.txt"), key=lambda p: p[1])
+    ]
     files: dict[str, dict[str, list[str]]] = {}
     notes = []
     for list_file in sorted(folder.glob("*.txt")):
@@ -174,21 +214,32 @@ def index_file_lists(folder: Path) -> Index:
         if stem.startswith("cname_cid"):
             continue
         subset = "train" if "train" in stem else "test" if "zero" in stem else None
-        modality = ("sketch" if "sketch" in stem or "png" in stem else
-                    "photo" if "photo" in stem or "image" in stem else None)
+        modality = (
+            "sketch"
+            if "sketch" in stem or "png" in stem
+            else "photo"
+            if "photo" in stem or "image" in stem
+            else None
+        )
         if subset is None or modality is None:
             notes.append(f"ignored {list_file.name}")
             continue
         names = seen if subset == "train" else zero
         bucket = files.setdefault(f"{subset}/{modality}", {})
         for rel, label in _read_pairs(list_file):
+            path = os.path.normpath(os.path.join(root, rel))
+            if not path.startswith(os.path.join(os.path.normpath(root), "")):
+                raise UserError(f"{list_file}: '{rel}' points outside the data root {root}")
             if not 0 <= label < len(names):
-                raise UserError(f"{list_file}: label {label} is outside "
-                                f"{'cname_cid.txt' if subset == 'train' else 'cname_cid_zero.txt'}"
-                                f" ({len(names)} classes)")
-            bucket.setdefault(names[label], []).append(str(root / rel))
+                raise UserError(
+                    f"{list_file}: label {label} is outside "
+                    f"{'cname_cid.txt' if subset == 'train' else 'cname_cid_zero.txt'}"
+                    f" ({len(names)} classes)"
+                )
+            bucket.setdefault(names[label], []).append(path)
     for bucket in files.values():  # two lists of one subset and modality: no duplicates
         for name, paths in bucket.items():
             bucket[name] = list(dict.fromkeys(paths))
-    return Index(FILE_LISTS, root, f"{FILE_LISTS_TEXT} (split folder {folder.name})", files,
-                 notes=notes)
+    return Index(
+        FILE_LISTS, root, f"{FILE_LISTS_TEXT} (split folder {folder.name})", files, notes=notes
+    )

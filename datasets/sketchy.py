@@ -41,5 +41,8 @@ class Sketchy(FileDataset):
         return {(normalize(cls), name) for cls, name in pairs}
 
     def excluded(self, modality: str, name: str, path: str) -> bool:
-        return (self.config.exclude_outliers and modality == "sketch"
-                and (name, Path(path).name) in self._outliers)
+        return (
+            self.config.exclude_outliers
+            and modality == "sketch"
+            and (name, Path(path).name) in self._outliers
+        )

@@ -39,6 +39,13 @@ class SyntheticConfig(DatasetConfig):
     sketches_per_class: int = 60
     photos_per_class: int = 60
 
+    def __post_init__(self) -> None:
+        if self.image_size < 16:
+            raise ValueError(f"image_size={self.image_size}: must be at least 16 pixels")
+        for name in ("sketches_per_class", "photos_per_class"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: must be at least 1")
+
 
 def generate(config: SyntheticConfig) -> dict[str, np.ndarray]:
     """Render every image of the data set (deterministic in ``config``)."""
@@ -136,5 +143,9 @@ class SyntheticDataset(SBIRDataset):
 
     def describe(self) -> dict[str, Any]:
         folder, _ = self._cache
-        return {**super().describe(), "layout": "generated", "root": str(folder),
-                **_params(self.config)}  # type: ignore[arg-type]
+        return {
+            **super().describe(),
+            "layout": "generated",
+            "root": str(folder),
+            **_params(self.config),
+        }  # type: ignore[arg-type]

@@ -55,8 +55,10 @@ def _part(name: str, body: np.ndarray) -> list[Stroke]:
             (_ring(10, 0.05) + [0.22, top - 0.24], True),
         ]
     if name == "legs":
-        return [(np.array([[x, bottom - 0.02], [x * 1.3, bottom + 0.24]]), False)
-                for x in (-0.17, 0.0, 0.17)]
+        return [
+            (np.array([[x, bottom - 0.02], [x * 1.3, bottom + 0.24]]), False)
+            for x in (-0.17, 0.0, 0.17)
+        ]
     if name == "handle":
         angles = np.linspace(-math.pi / 2, math.pi / 2, 14)
         arc = np.stack([np.cos(angles) * 0.2 + right - 0.03, np.sin(angles) * 0.19], axis=1)
@@ -175,7 +177,7 @@ def render_sketch(class_name: str, rng: np.random.Generator, size: int) -> np.nd
         dense = _wobble(rng, points, closed)
         if rng.random() < 0.25:  # a gap where the pen lifted
             cut = int(rng.integers(1, len(dense) - 1))
-            pieces = [dense[:cut], dense[cut + max(1, len(dense) // 12):]]
+            pieces = [dense[:cut], dense[cut + max(1, len(dense) // 12) :]]
         else:
             pieces = [dense]
         for piece in pieces:

@@ -43,9 +43,13 @@ class CE(Method):
 
     def __init__(self, config: CEConfig, setup: MethodSetup) -> None:
         super().__init__(config, setup)
-        self.net = HeadedBackbone(setup.backbone.build(), setup.num_classes,
-                                  feature=config.feature, hidden=config.head_hidden,
-                                  out=config.head_dim)
+        self.net = HeadedBackbone(
+            setup.backbone.build(),
+            setup.num_classes,
+            feature=config.feature,
+            hidden=config.head_hidden,
+            out=config.head_dim,
+        )
 
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         losses = {}
@@ -55,10 +59,19 @@ class CE(Method):
         return {"loss": sum(losses.values()), **losses}
 
     def stages(self) -> list[Stage]:
-        groups = [ParamGroup("backbone", [self.net.backbone], self.config.backbone_lr_mult),
-                  ParamGroup("head", [self.net.head])]
-        return [Stage("train", {"net": self.net}, self.training_step,
-                      StageSettings.from_config(self.config), groups)]
+        groups = [
+            ParamGroup("backbone", [self.net.backbone], self.config.backbone_lr_mult),
+            ParamGroup("head", [self.net.head]),
+        ]
+        return [
+            Stage(
+                "train",
+                {"net": self.net},
+                self.training_step,
+                StageSettings.from_config(self.config),
+                groups,
+            )
+        ]
 
     def model(self) -> nn.Module:
         return self.net

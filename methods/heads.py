@@ -19,8 +19,13 @@ class FusionHead(nn.Module):
 
     def __init__(self, in_dim: int, num_classes: int, hidden: int = 2048, out: int = 256) -> None:
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden),
-                                 nn.GELU(), nn.Linear(hidden, out))
+        self.mlp = nn.Sequential(
+            nn.Linear(in_dim, hidden),
+            nn.GELU(),
+            nn.Linear(hidden, hidden),
+            nn.GELU(),
+            nn.Linear(hidden, out),
+        )
         self.classifier = nn.Linear(out, num_classes)
         for layer in (*self.mlp, self.classifier):
             if isinstance(layer, nn.Linear):
@@ -34,8 +39,9 @@ class FusionHead(nn.Module):
         if not tensors:
             return "trunc-normal (the backbone's weights have no projection head)"
         if set(tensors) != set(own) or any(tensors[k].shape != own[k].shape for k in own):
-            found = ", ".join(f"{k} {tuple(v.shape)}" for k, v in sorted(tensors.items())
-                              if k.endswith("weight"))
+            found = ", ".join(
+                f"{k} {tuple(v.shape)}" for k, v in sorted(tensors.items()) if k.endswith("weight")
+            )
             return f"trunc-normal (the weights' projection head does not fit: {found})"
         self.mlp.load_state_dict(tensors)
         return "DINO projection head (head.mlp.0/2/4 of the weights)"
@@ -49,16 +55,25 @@ class FusionHead(nn.Module):
 class HeadedBackbone(nn.Module):
     """A backbone and a fusion head on one of its named features."""
 
-    def __init__(self, backbone: nn.Module, num_classes: int, *, feature: str | None = None,
-                 hidden: int = 2048, out: int = 256) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int,
+        *,
+        feature: str | None = None,
+        hidden: int = 2048,
+        out: int = 256,
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.feature = feature or backbone.default_feature
         if self.feature not in backbone.feature_names:
             from sbirbench.errors import UserError
 
-            raise UserError(f"the backbone has no feature '{self.feature}'; it has "
-                            f"{', '.join(backbone.feature_names)}")
+            raise UserError(
+                f"the backbone has no feature '{self.feature}'; it has "
+                f"{', '.join(backbone.feature_names)}"
+            )
         self.head = FusionHead(backbone.feature_dim, num_classes, hidden, out)
         self.head_init = self.head.load_projection(getattr(backbone, "projection_head", {}))
 
@@ -78,8 +93,10 @@ class HeadedBackbone(nn.Module):
         if what not in ("feature", "head", *self.backbone.feature_names):
             from sbirbench.errors import UserError
 
-            raise UserError(f"embed={what}: expected feature, head or a backbone feature "
-                            f"({', '.join(self.backbone.feature_names)})")
+            raise UserError(
+                f"embed={what}: expected feature, head or a backbone feature "
+                f"({', '.join(self.backbone.feature_names)})"
+            )
 
     def embed(self, images: torch.Tensor, what: str = "feature") -> torch.Tensor:
         """Retrieval features: the raw backbone feature the head sits on (``feature``),

@@ -30,13 +30,17 @@ class KDConfig(DistillConfig):
     ce_weight: float = 1.0
 
 
-def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
-            temperature: float) -> torch.Tensor:
+def kd_loss(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float
+) -> torch.Tensor:
     """Hinton's distillation loss: ``T^2 * KL(p_T || p_S)`` at temperature ``T``."""
     t = temperature
     target = F.softmax(teacher_logits.detach().float() / t, dim=-1)
-    return F.kl_div(F.log_softmax(student_logits.float() / t, dim=-1), target,
-                    reduction="batchmean") * t * t
+    return (
+        F.kl_div(F.log_softmax(student_logits.float() / t, dim=-1), target, reduction="batchmean")
+        * t
+        * t
+    )
 
 
 class KD(Method):
@@ -61,12 +65,19 @@ class KD(Method):
         return {"loss": c.ce_weight * ce + c.kd_weight * kd, "ce": ce, "kd": kd}
 
     def stages(self) -> list[Stage]:
-        stages = [] if self.config.teacher_checkpoint else [teacher_stage(self.teacher,
-                                                                          self.config)]
-        stages.append(Stage("student", {"student": self.student}, self.student_step,
-                            StageSettings.from_config(self.config),
-                            head_groups(self.student, self.config.backbone_lr_mult),
-                            {"teacher": self.teacher}))
+        stages = (
+            [] if self.config.teacher_checkpoint else [teacher_stage(self.teacher, self.config)]
+        )
+        stages.append(
+            Stage(
+                "student",
+                {"student": self.student},
+                self.student_step,
+                StageSettings.from_config(self.config),
+                head_groups(self.student, self.config.backbone_lr_mult),
+                {"teacher": self.teacher},
+            )
+        )
         return stages
 
     def model(self) -> nn.Module:

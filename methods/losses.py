@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 
 
-def label_smoothed_ce(logits: torch.Tensor, target: torch.Tensor,
-                      smoothing: float = 0.1) -> torch.Tensor:
+def label_smoothed_ce(
+    logits: torch.Tensor, target: torch.Tensor, smoothing: float = 0.1
+) -> torch.Tensor:
     """Cross-entropy against ``1 - smoothing`` on the target and ``smoothing / (C - 1)`` on
     every other class, averaged over rows.
 

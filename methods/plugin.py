@@ -6,13 +6,28 @@ from sbirbench.hookspecs import Register
 
 @hookimpl
 def register_methods(register: Register) -> None:
-    register("pretrained", "sbirbench.methods.pretrained:Pretrained",
-             description="No training: features of the (pretrained) backbone")
-    register("pskd", "sbirbench.methods.pskd:PSKD",
-             description="Prototype-based Selective Knowledge Distillation (ACM MM 2022)")
-    register("ce", "sbirbench.methods.ce:CE",
-             description="Fine-tune with label-smoothed cross-entropy (PSKD's teacher stage alone)")
-    register("triplet", "sbirbench.methods.triplet:Triplet",
-             description="Cross-modal triplet loss, negatives mined in the batch")
-    register("kd", "sbirbench.methods.kd:KD",
-             description="Plain knowledge distillation from a frozen fine-tuned teacher")
+    register(
+        "pretrained",
+        "sbirbench.methods.pretrained:Pretrained",
+        description="No training: features of the (pretrained) backbone",
+    )
+    register(
+        "pskd",
+        "sbirbench.methods.pskd:PSKD",
+        description="Prototype-based Selective Knowledge Distillation (ACM MM 2022)",
+    )
+    register(
+        "ce",
+        "sbirbench.methods.ce:CE",
+        description="Fine-tune with label-smoothed cross-entropy (PSKD's teacher stage alone)",
+    )
+    register(
+        "triplet",
+        "sbirbench.methods.triplet:Triplet",
+        description="Cross-modal triplet loss, negatives mined in the batch",
+    )
+    register(
+        "kd",
+        "sbirbench.methods.kd:KD",
+        description="Plain knowledge distillation from a frozen fine-tuned teacher",
+    )

@@ -75,9 +75,16 @@ class PSKD(Method):
         if self.teacher is not None and not self.config.teacher_checkpoint:
             stages.append(teacher_stage(self.teacher, self.config))
         frozen = {"teacher": self.teacher} if self.teacher is not None else {}
-        stages.append(Stage("student", {"student": self.student}, self.student_step,
-                            StageSettings.from_config(self.config),
-                            head_groups(self.student, self.config.backbone_lr_mult), frozen))
+        stages.append(
+            Stage(
+                "student",
+                {"student": self.student},
+                self.student_step,
+                StageSettings.from_config(self.config),
+                head_groups(self.student, self.config.backbone_lr_mult),
+                frozen,
+            )
+        )
         return stages
 
     def student_step(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -90,15 +97,17 @@ class PSKD(Method):
             logits = out["logits"]
             terms = {"ce": label_smoothed_ce(logits, labels, c.smoothing)}
             if c.ila:
-                terms["ila"] = ila_loss(prototypes, out["embedding"], labels, c.smoothing,
-                                        c.ila_same_class)
+                terms["ila"] = ila_loss(
+                    prototypes, out["embedding"], labels, c.smoothing, c.ila_same_class
+                )
             if self.teacher is not None:
                 with torch.no_grad():
                     teacher_logits = self.teacher(images)["logits"].float()
                 target = teacher_logits
                 if c.selection:
-                    target = reconstruct_teacher(teacher_logits, correlation_matrix(prototypes),
-                                                 labels, c.combine)
+                    target = reconstruct_teacher(
+                        teacher_logits, correlation_matrix(prototypes), labels, c.combine
+                    )
                 terms["skd"] = skd_loss(logits, target)
             for name, value in terms.items():
                 parts[name] = parts.get(name, 0) + value
@@ -111,4 +120,3 @@ class PSKD(Method):
 
     def embed(self, images: torch.Tensor, modality: str) -> torch.Tensor:
         return self.student.embed(images, self.config.embed)
-

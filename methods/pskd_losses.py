@@ -13,8 +13,13 @@ import torch.nn.functional as F
 from .losses import soft_cross_entropy
 
 
-def ila_loss(prototypes: torch.Tensor, features: torch.Tensor, labels: torch.Tensor,
-             smoothing: float = 0.1, same_class: str = "negative") -> torch.Tensor:
+def ila_loss(
+    prototypes: torch.Tensor,
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    smoothing: float = 0.1,
+    same_class: str = "negative",
+) -> torch.Tensor:
     """Instance-level adaptive learning: ``S_ij = w_{y_i} . f_j``; the label-smoothed
     cross-entropy of each row ``S_i.`` against ``j = i`` (no temperature), averaged over i.
 
@@ -45,8 +50,12 @@ def correlation_matrix(prototypes: torch.Tensor) -> torch.Tensor:
         return unit @ unit.T
 
 
-def reconstruct_teacher(teacher_logits: torch.Tensor, correlation: torch.Tensor,
-                        labels: torch.Tensor, combine: str = "multiply") -> torch.Tensor:
+def reconstruct_teacher(
+    teacher_logits: torch.Tensor,
+    correlation: torch.Tensor,
+    labels: torch.Tensor,
+    combine: str = "multiply",
+) -> torch.Tensor:
     """``z~_T,i = z_T,i * M[y_i, :]`` (the released code) or ``z_T,i + M[y_i, :]`` (the
     paper's figure)."""
     rows = correlation[labels]

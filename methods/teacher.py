@@ -40,16 +40,23 @@ class DistillConfig(TrainConfig):
             raise ValueError(f"teacher stage settings: {exc} (the teacher_* fields)") from None
 
 
-def student_and_teacher(config: DistillConfig, setup: MethodSetup, *, teacher: bool = True,
-                        ) -> tuple[HeadedBackbone, HeadedBackbone | None]:
+def student_and_teacher(
+    config: DistillConfig,
+    setup: MethodSetup,
+    *,
+    teacher: bool = True,
+) -> tuple[HeadedBackbone, HeadedBackbone | None]:
     """Two networks from the pretrained weights (the student is not the teacher's copy);
     the teacher loaded from ``teacher_checkpoint`` when one is given. Rebuilt only to
     embed (``setup.training`` False), there is no teacher."""
     heads = dict(feature=config.feature, hidden=config.head_hidden, out=config.head_dim)
     student = HeadedBackbone(setup.backbone.build(), setup.num_classes, **heads)
     student.check_embed(config.embed)
-    other = (HeadedBackbone(setup.backbone.build(), setup.num_classes, **heads)
-             if teacher and setup.training else None)
+    other = (
+        HeadedBackbone(setup.backbone.build(), setup.num_classes, **heads)
+        if teacher and setup.training
+        else None
+    )
     if other is not None and config.teacher_checkpoint:
         load_teacher(other, Path(config.teacher_checkpoint))
     return student, other
@@ -57,16 +64,22 @@ def student_and_teacher(config: DistillConfig, setup: MethodSetup, *, teacher: b
 
 def head_groups(net: HeadedBackbone, backbone_lr_mult: float) -> list[ParamGroup]:
     """The backbone at ``backbone_lr_mult`` times the heads' learning rate."""
-    return [ParamGroup("backbone", [net.backbone], backbone_lr_mult),
-            ParamGroup("head", [net.head])]
+    return [
+        ParamGroup("backbone", [net.backbone], backbone_lr_mult),
+        ParamGroup("head", [net.head]),
+    ]
 
 
 def teacher_settings(config: DistillConfig) -> StageSettings:
     """The teacher's own epochs, batch, accumulation and warm-up (``teacher_*`` fields),
     everything else from ``config``."""
     return StageSettings.from_config(
-        config, epochs=config.teacher_epochs, batch_size=config.teacher_batch_size,
-        accum_steps=config.teacher_accum_steps, warmup_epochs=config.teacher_warmup_epochs)
+        config,
+        epochs=config.teacher_epochs,
+        batch_size=config.teacher_batch_size,
+        accum_steps=config.teacher_accum_steps,
+        warmup_epochs=config.teacher_warmup_epochs,
+    )
 
 
 def teacher_stage(teacher: HeadedBackbone, config: DistillConfig) -> Stage:
@@ -74,15 +87,29 @@ def teacher_stage(teacher: HeadedBackbone, config: DistillConfig) -> Stage:
     settings = teacher_settings(config)
 
     def step(batch: Batch) -> dict[str, torch.Tensor]:
-        ce = sum(label_smoothed_ce(teacher(images)["logits"], labels, config.smoothing)
-                 for _, images, labels in batch.parts())
+        ce = sum(
+            label_smoothed_ce(teacher(images)["logits"], labels, config.smoothing)
+            for _, images, labels in batch.parts()
+        )
         return {"loss": ce, "ce": ce}
 
-    key = {"stage": "teacher-ce/1", "feature": teacher.feature, "settings": asdict(settings),
-           **{f: getattr(config, f) for f in ("head_hidden", "head_dim", "smoothing",
-                                               "backbone_lr_mult")}}
-    return Stage("teacher", {"teacher": teacher}, step, settings,
-                 head_groups(teacher, config.backbone_lr_mult), reuse_key=key)
+    key = {
+        "stage": "teacher-ce/1",
+        "feature": teacher.feature,
+        "settings": asdict(settings),
+        **{
+            f: getattr(config, f)
+            for f in ("head_hidden", "head_dim", "smoothing", "backbone_lr_mult")
+        },
+    }
+    return Stage(
+        "teacher",
+        {"teacher": teacher},
+        step,
+        settings,
+        head_groups(teacher, config.backbone_lr_mult),
+        reuse_key=key,
+    )
 
 
 def load_teacher(teacher: HeadedBackbone, path: Path) -> None:
@@ -100,5 +127,6 @@ def load_teacher(teacher: HeadedBackbone, path: Path) -> None:
     try:
         teacher.load_state_dict(state)
     except RuntimeError as exc:
-        raise UserError(f"teacher checkpoint {path} does not fit this teacher: "
-                        f"{str(exc).splitlines()[0][:200]}") from None
+        raise UserError(
+            f"teacher checkpoint {path} does not fit this teacher: {str(exc).splitlines()[0][:200]}"
+        ) from None

@@ -41,9 +41,14 @@ class TripletConfig(TrainConfig):
     embed: Literal["projection", "feature"] = "projection"
 
 
-def hard_triplet_loss(anchors: torch.Tensor, anchor_labels: torch.Tensor, others: torch.Tensor,
-                      other_labels: torch.Tensor, margin: float,
-                      mining: str = "batch-hard") -> torch.Tensor:
+def hard_triplet_loss(
+    anchors: torch.Tensor,
+    anchor_labels: torch.Tensor,
+    others: torch.Tensor,
+    other_labels: torch.Tensor,
+    margin: float,
+    mining: str = "batch-hard",
+) -> torch.Tensor:
     """Triplet loss of ``anchors`` against ``others`` (both L2-normalised), negatives mined
     in the batch.
 
@@ -93,18 +98,32 @@ class Triplet(Method):
         photos, sketches = self.project(batch.photos), self.project(batch.sketches)
         margin = self.config.margin
         mining = self.config.mining
-        sketch_anchor = hard_triplet_loss(sketches, batch.sketch_labels, photos,
-                                          batch.photo_labels, margin, mining)
-        photo_anchor = hard_triplet_loss(photos, batch.photo_labels, sketches,
-                                         batch.sketch_labels, margin, mining)
-        return {"loss": sketch_anchor + photo_anchor, "sketch_anchor": sketch_anchor,
-                "photo_anchor": photo_anchor}
+        sketch_anchor = hard_triplet_loss(
+            sketches, batch.sketch_labels, photos, batch.photo_labels, margin, mining
+        )
+        photo_anchor = hard_triplet_loss(
+            photos, batch.photo_labels, sketches, batch.sketch_labels, margin, mining
+        )
+        return {
+            "loss": sketch_anchor + photo_anchor,
+            "sketch_anchor": sketch_anchor,
+            "photo_anchor": photo_anchor,
+        }
 
     def stages(self) -> list[Stage]:
-        groups = [ParamGroup("backbone", [self.backbone], self.config.backbone_lr_mult),
-                  ParamGroup("projection", [self.projection])]
-        return [Stage("train", {"net": self.net}, self.training_step,
-                      StageSettings.from_config(self.config), groups)]
+        groups = [
+            ParamGroup("backbone", [self.backbone], self.config.backbone_lr_mult),
+            ParamGroup("projection", [self.projection]),
+        ]
+        return [
+            Stage(
+                "train",
+                {"net": self.net},
+                self.training_step,
+                StageSettings.from_config(self.config),
+                groups,
+            )
+        ]
 
     def model(self) -> nn.Module:
         return self.net

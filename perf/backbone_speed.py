@@ -42,12 +42,12 @@ def measure(model, batch, device, precision, train, iters, warmup) -> float:
     size = model.input_size
     images = torch.rand(batch, 3, size, size, device=device)
     dtype = torch.bfloat16 if precision == "bf16" else None
-    autocast = (torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext())
+    autocast = torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
     model.train(train)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4) if train else None
 
     def step():
-        with autocast, (contextlib.nullcontext() if train else torch.inference_mode()):
+        with autocast, contextlib.nullcontext() if train else torch.inference_mode():
             out = model(images)[model.default_feature]
         if train:
             out.float().pow(2).mean().backward()
@@ -72,8 +72,9 @@ def main() -> None:
     parser.add_argument("--models", default="tiny,vit_s8")
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
-    parser.add_argument("--batch", type=int, default=0,
-                        help="0: 64 on GPU, 8 (ViT-S/8) or 64 on CPU")
+    parser.add_argument(
+        "--batch", type=int, default=0, help="0: 64 on GPU, 8 (ViT-S/8) or 64 on CPU"
+    )
     parser.add_argument("--iters", type=int, default=0, help="0: 20 on GPU, 3 on CPU")
     parser.add_argument("--peak-tflops", type=float, default=989.0)
     args = parser.parse_args()
@@ -84,19 +85,28 @@ def main() -> None:
     header = f"{'model':8} {'mode':6} {'prec':5} {'compiled':8} {'batch':>5} {'img/s':>9}"
     print(header + f" {'TFLOP/s':>8}" + ("  % of peak" if gpu else ""))
     for model_name in args.models.split(","):
-        for compiled in ([False, True] if args.compile else [False]):
+        for compiled in [False, True] if args.compile else [False]:
             model, flops = build(model_name, compiled, device)
             batch = args.batch or (64 if gpu or model_name == "tiny" else 8)
             iters = args.iters or (20 if gpu else 3)
             for train in (False, True):
                 for precision in args.precisions.split(","):
-                    rate = measure(model, batch, device, precision, train, iters,
-                                   warmup=3 if compiled or gpu else 1)
+                    rate = measure(
+                        model,
+                        batch,
+                        device,
+                        precision,
+                        train,
+                        iters,
+                        warmup=3 if compiled or gpu else 1,
+                    )
                     tflops = rate * flops * (3 if train else 1) / 1e12
                     peak = f"  {100 * tflops / args.peak_tflops:8.1f}%" if gpu else ""
-                    print(f"{model_name:8} {'train' if train else 'eval':6} {precision:5} "
-                          f"{compiled!s:8} {batch:5d} {rate:9.1f} {tflops:8.3f}{peak}",
-                          flush=True)
+                    print(
+                        f"{model_name:8} {'train' if train else 'eval':6} {precision:5} "
+                        f"{compiled!s:8} {batch:5d} {rate:9.1f} {tflops:8.3f}{peak}",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

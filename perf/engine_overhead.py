@@ -21,21 +21,31 @@ import torch
 
 from sbirbench.console import set_output
 from sbirbench.data import EpochSampler, ImageItems, make_loader
+from sbirbench.devices import autocast_context
 from sbirbench.distributed import Context
-from sbirbench.engine import Trainer, TrainerOptions
-from sbirbench.evaluate import autocast_context
 from sbirbench.interfaces import Batch, InputSpec
-from sbirbench.results import RunPaths
-from sbirbench.runner import seed_everything
-from sbirbench.runspec import RunOptions, resolve
+from sbirbench.pipeline.execute import seed_everything
+from sbirbench.pipeline.options import RunOptions
+from sbirbench.pipeline.resolve import resolve
+from sbirbench.pipeline.store import RunStore
+from sbirbench.pipeline.trainer import Trainer, TrainerOptions
 from sbirbench.transforms import train_transform
 
 
 def build(args):
     overrides = ["augment=none", "clip_grad=3.0"]
-    spec = resolve(RunOptions(method="ce", dataset="synthetic", backbone=args.backbone,
-                              batch_size=args.batch, epochs=args.epochs, device=args.device,
-                              precision=args.precision, overrides=tuple(overrides)))
+    spec = resolve(
+        RunOptions(
+            method="ce",
+            dataset="synthetic",
+            backbone=args.backbone,
+            batch_size=args.batch,
+            epochs=args.epochs,
+            device=args.device,
+            precision=args.precision,
+            overrides=tuple(overrides),
+        )
+    )
     seed_everything(0)
     dataset = spec.build_dataset()
     method = spec.build_method(len(dataset.seen_classes))
@@ -52,8 +62,10 @@ def minimal_loop(args, device: torch.device) -> tuple[float, int]:
     for modality in ("photo", "sketch"):
         items = ImageItems(dataset, dataset.items("train", modality), modality, transform)
         sampler = EpochSampler(items, num_replicas=1, rank=0, seed=0)
-        loaders[modality] = (sampler, make_loader(items, sampler, args.batch, workers=0,
-                                                  pin_memory=device.type == "cuda"))
+        loaders[modality] = (
+            sampler,
+            make_loader(items, sampler, args.batch, workers=0, pin_memory=device.type == "cuda"),
+        )
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3, fused=device.type == "cuda")
     factor = stage.settings.skt_factor
     steps = min(len(loaders["photo"][1]), len(loaders["sketch"][1]) * factor)
@@ -72,15 +84,18 @@ def minimal_loop(args, device: torch.device) -> tuple[float, int]:
             batch = Batch(photo.images.to(device), photo.labels.to(device))
             if factor and (step + 1) % factor == 0:
                 sketch = next(iters["sketch"])
-                batch.sketches, batch.sketch_labels = sketch.images.to(device), \
-                    sketch.labels.to(device)
+                batch.sketches, batch.sketch_labels = (
+                    sketch.images.to(device),
+                    sketch.labels.to(device),
+                )
             with autocast_context(device, args.precision):
                 loss = stage.training_step(batch)["loss"]
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            images += len(batch.photo_labels) + (len(batch.sketch_labels)
-                                                 if batch.sketches is not None else 0)
+            images += len(batch.photo_labels) + (
+                len(batch.sketch_labels) if batch.sketches is not None else 0
+            )
     if device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - start, images
@@ -89,13 +104,19 @@ def minimal_loop(args, device: torch.device) -> tuple[float, int]:
 def engine_run(args, device: torch.device) -> tuple[float, int]:
     _, dataset, method = build(args)
     with tempfile.TemporaryDirectory() as tmp:
-        paths = RunPaths(Path(tmp))
-        trainer = Trainer(method, dataset, Context(device=device), paths, set_output("quiet"),
-                          TrainerOptions(args.precision, workers=0))
+        trainer = Trainer(
+            method,
+            dataset,
+            Context(device=device),
+            set_output("quiet"),
+            TrainerOptions(args.precision, workers=0),
+            RunStore(Path(tmp)),
+        )
         trainer.train()
     records = [r for r in trainer.history][1:]  # the first epoch is the warm-up
-    return sum(r["seconds"] for r in records), int(sum(r["images_per_second"] * r["seconds"]
-                                                       for r in records))
+    return sum(r["seconds"] for r in records), int(
+        sum(r["images_per_second"] * r["seconds"] for r in records)
+    )
 
 
 def main() -> None:
@@ -108,16 +129,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     device = torch.device(args.device)
-    print(f"ce on synthetic, backbone {args.backbone}, batch {args.batch}, {args.precision}, "
-          f"{device}, {args.epochs - 1} timed epochs (best of {args.repeats})")
+    print(
+        f"ce on synthetic, backbone {args.backbone}, batch {args.batch}, {args.precision}, "
+        f"{device}, {args.epochs - 1} timed epochs (best of {args.repeats})"
+    )
     best = {}
     for name, fn in (("minimal loop", minimal_loop), ("engine", engine_run)):
         runs = [fn(args, device) for _ in range(args.repeats)]
         seconds, images = min(runs)
         best[name] = images / seconds
         print(f"{name:13} {images / seconds:8.1f} img/s  ({images} images in {seconds:.2f} s)")
-    print(f"engine / minimal loop throughput = {best['engine'] / best['minimal loop']:.3f} "
-          f"(overhead {100 * (1 - best['engine'] / best['minimal loop']):.1f}%)")
+    print(
+        f"engine / minimal loop throughput = {best['engine'] / best['minimal loop']:.3f} "
+        f"(overhead {100 * (1 - best['engine'] / best['minimal loop']):.1f}%)"
+    )
 
 
 if __name__ == "__main__":

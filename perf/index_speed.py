@@ -47,8 +47,10 @@ def main() -> None:
         print(f"os.walk listing (reference)   {t_walk:6.3f} s")
         for seconds, cached in timings:
             label = "cached index" if cached else "scandir index"
-            print(f"tuberlin data set, {label:14} {seconds:6.3f} s   "
-                  f"({seconds / t_walk:.2f}x os.walk)")
+            print(
+                f"tuberlin data set, {label:14} {seconds:6.3f} s   "
+                f"({seconds / t_walk:.2f}x os.walk)"
+            )
 
 
 if __name__ == "__main__":

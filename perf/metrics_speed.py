@@ -29,8 +29,11 @@ import torch
 
 from sbirbench.metrics import retrieval_metrics
 
-SCALES = {"tuberlin": (2400, 27989, 512, 30), "quickdraw": (92291, 54151, 512, 30),
-          "small": (500, 5000, 256, 20)}
+SCALES = {
+    "tuberlin": (2400, 27989, 512, 30),
+    "quickdraw": (92291, 54151, 512, 30),
+    "small": (500, 5000, 256, 20),
+}
 
 
 def data(scale: str, seed: int = 0):
@@ -47,7 +50,7 @@ def data(scale: str, seed: int = 0):
 
 def score_matrix(q, g, chunk=256):
     """The similarity matrix, as the community code computes it before its loop."""
-    return np.concatenate([q[s:s + chunk] @ g.T for s in range(0, len(q), chunk)])
+    return np.concatenate([q[s : s + chunk] @ g.T for s in range(0, len(q), chunk)])
 
 
 def numpy_loop(q, ql, g, gl, k=100):
@@ -66,14 +69,18 @@ def numpy_loop(q, ql, g, gl, k=100):
 def sklearn_loop(q, ql, g, gl):
     from sklearn.metrics import average_precision_score
 
-    return np.array([average_precision_score(gl == ql[i], scores)
-                     for i, scores in enumerate(score_matrix(q, g))])
+    return np.array(
+        [
+            average_precision_score(gl == ql[i], scores)
+            for i, scores in enumerate(score_matrix(q, g))
+        ]
+    )
 
 
 def floor(q, g, chunk=256):
     """One matrix product and one sort of every score row."""
     for s in range(0, len(q), chunk):
-        np.sort(q[s:s + chunk] @ g.T, axis=1)
+        np.sort(q[s : s + chunk] @ g.T, axis=1)
 
 
 def timed(fn, repeats=1):
@@ -90,34 +97,57 @@ def main() -> None:
     parser.add_argument("--scale", choices=sorted(SCALES), default="tuberlin")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--loop-queries", type=int, default=300,
-                        help="queries timed for the per-query loops (scaled to all)")
-    parser.add_argument("--chunk-sizes", default="",
-                        help="also time these chunk sizes, e.g. 64,256,1024")
+    parser.add_argument(
+        "--loop-queries",
+        type=int,
+        default=300,
+        help="queries timed for the per-query loops (scaled to all)",
+    )
+    parser.add_argument(
+        "--chunk-sizes", default="", help="also time these chunk sizes, e.g. 64,256,1024"
+    )
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
 
     q, ql, g, gl = data(args.scale)
     nq = len(q)
-    print(f"{args.scale}: {nq} queries x {len(g)} gallery, {q.shape[1]}-d; device {args.device}; "
-          f"torch {torch.__version__}, numpy {np.__version__}, {os.cpu_count()} CPUs, "
-          f"{platform.processor() or platform.machine()}")
+    print(
+        f"{args.scale}: {nq} queries x {len(g)} gallery, {q.shape[1]}-d; device {args.device}; "
+        f"torch {torch.__version__}, numpy {np.__version__}, {os.cpu_count()} CPUs, "
+        f"{platform.processor() or platform.machine()}"
+    )
     dev = torch.device(args.device)
     qt, gt = torch.from_numpy(q).to(dev), torch.from_numpy(g).to(dev)
 
     def run(**kw):
-        out = retrieval_metrics(qt, ql, gt, gl, metrics=("map@all", "prec@100"),
-                                similarity="dot", per_query=True, device=dev, **kw)
+        out = retrieval_metrics(
+            qt,
+            ql,
+            gt,
+            gl,
+            metrics=("map@all", "prec@100"),
+            similarity="dot",
+            per_query=True,
+            device=dev,
+            **kw,
+        )
         if dev.type == "cuda":
             torch.cuda.synchronize()
         return out
 
     run()  # warm-up
     t_ours, ours = timed(run, args.repeats)
-    figures = {"scale": args.scale, "device": args.device, "queries": nq, "gallery": len(g),
-               "ours_s": t_ours}
-    print(f"retrieval_metrics      {t_ours:8.3f} s   mAP@all {ours['map@all']:.6f}  "
-          f"Prec@100 {ours['prec@100']:.6f}")
+    figures = {
+        "scale": args.scale,
+        "device": args.device,
+        "queries": nq,
+        "gallery": len(g),
+        "ours_s": t_ours,
+    }
+    print(
+        f"retrieval_metrics      {t_ours:8.3f} s   mAP@all {ours['map@all']:.6f}  "
+        f"Prec@100 {ours['prec@100']:.6f}"
+    )
     for size in filter(None, args.chunk_sizes.split(",")):
         t_chunk, _ = timed(lambda s=int(size): run(chunk_size=s), args.repeats)
         print(f"  chunk_size={size:<6}   {t_chunk:8.3f} s")
@@ -135,22 +165,34 @@ def main() -> None:
         diff_ap = abs(aps.mean() - ours["per_query"]["map@all"][:n].mean())
         diff_prec = abs(precs.mean() - ours["per_query"]["prec@100"][:n].mean())
         figures.update(numpy_loop_map_diff=diff_ap, numpy_loop_prec_diff=diff_prec)
-        print(f"numpy per-query loop   {t_loop:8.3f} s   (timed on {n}, scaled)   "
-              f"speed-up {t_loop / t_ours:5.1f}x   |diff| of means: mAP {diff_ap:.1e} "
-              f"Prec {diff_prec:.1e}")
+        print(
+            f"numpy per-query loop   {t_loop:8.3f} s   (timed on {n}, scaled)   "
+            f"speed-up {t_loop / t_ours:5.1f}x   |diff| of means: mAP {diff_ap:.1e} "
+            f"Prec {diff_prec:.1e}"
+        )
         try:
             t_sk, sk = timed(lambda: sklearn_loop(q[:n], ql[:n], g, gl))
         except ImportError:
             print("sklearn loop           skipped (scikit-learn not installed)")
         else:
             t_sk *= scale
-            ours_sk = retrieval_metrics(q[:n], ql[:n], g, gl, metrics=("map@all",), ap="sklearn",
-                                        similarity="dot", per_query=True)["per_query"]["map@all"]
+            ours_sk = retrieval_metrics(
+                q[:n],
+                ql[:n],
+                g,
+                gl,
+                metrics=("map@all",),
+                ap="sklearn",
+                similarity="dot",
+                per_query=True,
+            )["per_query"]["map@all"]
             figures["sklearn_loop_s"] = t_sk
             diff_sk = abs(sk.mean() - ours_sk.mean())
             figures["sklearn_loop_map_diff"] = diff_sk
-            print(f"sklearn per-query loop {t_sk:8.3f} s   (timed on {n}, scaled)   "
-                  f"speed-up {t_sk / t_ours:5.1f}x   |diff| of means: mAP {diff_sk:.1e}")
+            print(
+                f"sklearn per-query loop {t_sk:8.3f} s   (timed on {n}, scaled)   "
+                f"speed-up {t_sk / t_ours:5.1f}x   |diff| of means: mAP {diff_sk:.1e}"
+            )
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(figures, handle, indent=2)

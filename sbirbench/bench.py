@@ -17,8 +17,10 @@ from sbirbench import atomic
 from sbirbench.benchmarks import BenchmarkFile, Suite
 from sbirbench.leaderboard import build_boards
 from sbirbench.paired import compare_rows, comparisons_markdown
-from sbirbench.results import runs_of
-from sbirbench.runspec import RunOptions, RunSpec, resolve
+from sbirbench.pipeline.bind import BoundRun, bind
+from sbirbench.pipeline.options import RunOptions
+from sbirbench.pipeline.resolve import resolve
+from sbirbench.pipeline.store import finished_result
 from sbirbench.tables import render
 
 
@@ -38,64 +40,78 @@ class Job:
 
 def jobs(suite: Suite) -> list[Job]:
     """Every run of the suite, benchmark by benchmark."""
-    return [Job(method, benchmark, seed, variant, suite.overrides + overrides)
-            for benchmark in suite.benchmarks for method in suite.methods
-            for variant, overrides in suite.variants for seed in suite.seeds]
+    return [
+        Job(method, benchmark, seed, variant, suite.overrides + overrides)
+        for benchmark in suite.benchmarks
+        for method in suite.methods
+        for variant, overrides in suite.variants
+        for seed in suite.seeds
+    ]
 
 
-def spec_of(job: Job, suite: Suite, options: dict[str, Any]) -> RunSpec:
-    """The resolved run of a job; the data set is built to check what it holds (a subset
-    is recorded under ``<dataset>-<split>``, as ``sbirbench run`` does)."""
-    spec = resolve(RunOptions(method=job.method, benchmark=job.benchmark, seed=job.seed,
-                              preset=suite.preset, overrides=job.overrides,
-                              data_root=options.get("data_root"), device=options.get("device"),
-                              precision=options.get("precision")))
-    spec.bind_data(spec.build_dataset())
-    return spec
+def bound_job(job: Job, suite: Suite, options: dict[str, Any]) -> BoundRun:
+    """The resolved run of a job, bound to its data (a subset is recorded under
+    ``<dataset>-<split>``, as ``sbirbench run`` does)."""
+    spec = resolve(
+        RunOptions(
+            method=job.method,
+            benchmark=job.benchmark,
+            seed=job.seed,
+            preset=suite.preset,
+            overrides=job.overrides,
+            data_root=options.get("data_root"),
+            device=options.get("device"),
+            precision=options.get("precision"),
+        )
+    )
+    return bind(spec)
 
 
-def finished_result(spec: RunSpec, out: Path) -> dict[str, Any] | None:
-    from sbirbench.results import read_result
-
-    for run in reversed(runs_of(out, spec.benchmark, spec.method_name, spec.config_hash)):
-        if run.result.exists():
-            return {**read_result(run.result), "run_dir": str(run.root)}
-    return None
-
-
-def run_suite(suite: Suite, out: Path, options: dict[str, Any],
-              report: Callable[[str, Job, dict[str, Any] | None], None]) -> list[dict[str, Any]]:
+def run_suite(
+    suite: Suite,
+    out: Path,
+    options: dict[str, Any],
+    report: Callable[[str, Job, dict[str, Any] | None], None],
+) -> list[dict[str, Any]]:
     """Run (or find) every job; ``report(event, job, result)`` is told about each."""
-    from sbirbench.runner import execute
+    from sbirbench.pipeline.execute import execute
 
     results = []
     for job in jobs(suite):
-        spec = spec_of(job, suite, options)
-        result = finished_result(spec, out)
+        bound = bound_job(job, suite, options)
+        result = finished_result(
+            out, bound.protocol.benchmark, bound.spec.method_name, bound.config_hash
+        )
         if result is not None:
             report("skipped", job, result)
         else:
             report("started", job, None)
-            result = execute(spec, out=out, resume=True, workers=options.get("workers"),
-                             log_mode="quiet")
+            result = execute(
+                bound.spec, out=out, resume=True, workers=options.get("workers"), log_mode="quiet"
+            )
             report("finished", job, result)
         results.append(result)
     return results
 
 
-def write_comparison(suite: Suite, results: list[dict[str, Any]], benchmarks: BenchmarkFile,
-                     out: Path) -> tuple[Path, Path, str]:
+def write_comparison(
+    suite: Suite, results: list[dict[str, Any]], benchmarks: BenchmarkFile, out: Path
+) -> tuple[Path, Path, str]:
     """Markdown and CSV comparison tables (with the suite's paired comparisons); returns
     their paths and the rich rendering."""
     boards = build_boards(results, benchmarks)
     folder = out / "suites" / suite.name
     paired = [compare_rows(board, a, b) for board in boards for a, b in suite.paired]
-    markdown = (f"# Suite {suite.name}\n\n{suite.description}\n\nSeeds {list(suite.seeds)}; "
-                f"best measured mean per column in bold.\n\n{render(boards, 'github')}\n")
+    markdown = (
+        f"# Suite {suite.name}\n\n{suite.description}\n\nSeeds {list(suite.seeds)}; "
+        f"best measured mean per column in bold.\n\n{render(boards, 'github')}\n"
+    )
     if paired:
-        markdown += ("\n## Paired comparisons over queries\n\nPer-query values averaged over "
-                     "each row's runs, then paired by query.\n\n"
-                     f"{comparisons_markdown(paired)}\n")
+        markdown += (
+            "\n## Paired comparisons over queries\n\nPer-query values averaged over "
+            "each row's runs, then paired by query.\n\n"
+            f"{comparisons_markdown(paired)}\n"
+        )
     md_path, csv_path = folder / "comparison.md", folder / "comparison.csv"
     atomic.write_text(md_path, markdown)
     atomic.write_text(csv_path, render(boards, "csv"))

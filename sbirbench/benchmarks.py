@@ -166,8 +166,14 @@ class _Parser:
     def fail(self, where: str, problem: str) -> None:
         raise BenchmarkFileError(f"{self.path}:{self.line_of(where)}: [{where}] {problem}")
 
-    def get(self, table: dict[str, Any], where: str, key: str, kind: type | tuple[type, ...],
-            default: Any = ...) -> Any:
+    def get(
+        self,
+        table: dict[str, Any],
+        where: str,
+        key: str,
+        kind: type | tuple[type, ...],
+        default: Any = ...,
+    ) -> Any:
         if key not in table:
             if default is ...:
                 self.fail(where, f"missing key '{key}'")
@@ -192,8 +198,16 @@ class _Parser:
         where = f"benchmarks.{name}"
         if not isinstance(table, dict):
             self.fail(where, "must be a table")
-        known = {"dataset", "split", "version", "metrics", "ap", "description", "published",
-                 "test_size"}
+        known = {
+            "dataset",
+            "split",
+            "version",
+            "metrics",
+            "ap",
+            "description",
+            "published",
+            "test_size",
+        }
         for key in table:
             if key not in known:
                 self.fail(where, f"unknown key '{key}'; valid keys: {', '.join(sorted(known))}")
@@ -211,13 +225,20 @@ class _Parser:
             for key, value in values.items():
                 if not isinstance(value, int | float) or isinstance(value, bool):
                     self.fail(where, f"published value {key}={value!r} must be a number")
-            published.append(PublishedRow(
-                method=self.get(row, where, "method", str),
-                venue=self.get(row, where, "venue", str, ""),
-                metrics=dict(zip(self.metrics(where, list(values)), map(float, values.values()),
-                                 strict=True)),
-                hash_bits=self.get(row, where, "hash_bits", int, None),
-            ))
+            published.append(
+                PublishedRow(
+                    method=self.get(row, where, "method", str),
+                    venue=self.get(row, where, "venue", str, ""),
+                    metrics=dict(
+                        zip(
+                            self.metrics(where, list(values)),
+                            map(float, values.values()),
+                            strict=True,
+                        )
+                    ),
+                    hash_bits=self.get(row, where, "hash_bits", int, None),
+                )
+            )
         return Benchmark(
             name=name,
             dataset=self.get(table, where, "dataset", str),
@@ -242,8 +263,16 @@ class _Parser:
         where = f"suites.{name}"
         if not isinstance(table, dict):
             self.fail(where, "must be a table")
-        known = {"methods", "benchmarks", "seeds", "preset", "set", "description", "variants",
-                 "paired"}
+        known = {
+            "methods",
+            "benchmarks",
+            "seeds",
+            "preset",
+            "set",
+            "description",
+            "variants",
+            "paired",
+        }
         for key in table:
             if key not in known:
                 self.fail(where, f"unknown key '{key}'; valid keys: {', '.join(sorted(known))}")

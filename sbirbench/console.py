@@ -74,8 +74,10 @@ class Output:
     def event(self, kind: str, **fields: Any) -> None:
         """One JSON line on stdout (jsonl mode only)."""
         if self.active and self.mode == "jsonl":
-            print(json.dumps({"event": kind, "time": round(time.time(), 3), **fields},
-                             default=str), flush=True)
+            print(
+                json.dumps({"event": kind, "time": round(time.time(), 3), **fields}, default=str),
+                flush=True,
+            )
 
 
 _output: Output | None = None

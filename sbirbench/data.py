@@ -44,9 +44,17 @@ class ImageItems(Dataset):
     (evaluation, ``replace=False``), and its path is reported with the batch.
     """
 
-    def __init__(self, dataset: SBIRDataset, items: Sequence[Item], modality: Modality,
-                 transform: Callable, *, seed: int = 0, stream: int = 0,
-                 replace: bool = True) -> None:
+    def __init__(
+        self,
+        dataset: SBIRDataset,
+        items: Sequence[Item],
+        modality: Modality,
+        transform: Callable,
+        *,
+        seed: int = 0,
+        stream: int = 0,
+        replace: bool = True,
+    ) -> None:
         self.dataset = dataset
         self.items = list(items)
         self.modality = modality
@@ -81,8 +89,10 @@ class ImageItems(Dataset):
             bad.append(str(self.items[current][0]))
         else:
             if self.replace:
-                raise UserError(f"{MAX_REPLACEMENTS} consecutive unreadable images from "
-                                f"{bad[0]}; check the data with `sbirbench data check`")
+                raise UserError(
+                    f"{MAX_REPLACEMENTS} consecutive unreadable images from "
+                    f"{bad[0]}; check the data with `sbirbench data check`"
+                )
             return Sample(torch.empty(0), -1, index, tuple(bad))
         tensor = self._augment(image, epoch, index)
         return Sample(tensor, self.items[current][1], current, tuple(bad))
@@ -122,20 +132,38 @@ def collate(samples: list[Sample]) -> LoadedBatch:
     bad = tuple(path for s in samples for path in s.unreadable)
     good = [s for s in samples if s.label >= 0]
     if not good:
-        return LoadedBatch(torch.empty(0), torch.empty(0, dtype=torch.long),
-                           torch.empty(0, dtype=torch.long), bad)
-    return LoadedBatch(default_collate([s.image for s in good]),
-                       torch.tensor([s.label for s in good]),
-                       torch.tensor([s.index for s in good]), bad)
+        return LoadedBatch(
+            torch.empty(0), torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long), bad
+        )
+    return LoadedBatch(
+        default_collate([s.image for s in good]),
+        torch.tensor([s.label for s in good]),
+        torch.tensor([s.index for s in good]),
+        bad,
+    )
 
 
 class EpochSampler(DistributedSampler):
     """A DistributedSampler that yields ``(epoch, index)`` and can start mid-epoch."""
 
-    def __init__(self, data: Dataset, *, num_replicas: int, rank: int, seed: int,
-                 shuffle: bool = True, drop_last: bool = True) -> None:
-        super().__init__(data, num_replicas=num_replicas, rank=rank, shuffle=shuffle,
-                         seed=seed, drop_last=drop_last)
+    def __init__(
+        self,
+        data: Dataset,
+        *,
+        num_replicas: int,
+        rank: int,
+        seed: int,
+        shuffle: bool = True,
+        drop_last: bool = True,
+    ) -> None:
+        super().__init__(
+            data,
+            num_replicas=num_replicas,
+            rank=rank,
+            shuffle=shuffle,
+            seed=seed,
+            drop_last=drop_last,
+        )
         self.start = 0
 
     def begin(self, epoch: int, start: int = 0) -> None:
@@ -144,23 +172,38 @@ class EpochSampler(DistributedSampler):
         self.start = start
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        indices = list(super().__iter__())[self.start:]
+        indices = list(super().__iter__())[self.start :]
         return iter([(self.epoch, i) for i in indices])
 
     def __len__(self) -> int:
         return self.num_samples - self.start
 
 
-def make_loader(items: ImageItems, sampler: EpochSampler | None, batch_size: int, *,
-                workers: int, pin_memory: bool, drop_last: bool = True,
-                seed: int = 0) -> DataLoader:
+def make_loader(
+    items: ImageItems,
+    sampler: EpochSampler | None,
+    batch_size: int,
+    *,
+    workers: int,
+    pin_memory: bool,
+    drop_last: bool = True,
+    seed: int = 0,
+) -> DataLoader:
     """A DataLoader with our collate; persistent workers when there are any. Its own
     generator seeds the workers, so the global torch RNG (and resuming) is unaffected."""
     kwargs: dict[str, Any] = {"generator": torch.Generator().manual_seed(seed)}
     if workers > 0:
         kwargs.update(persistent_workers=True, prefetch_factor=4)
-    return DataLoader(items, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                      pin_memory=pin_memory, drop_last=drop_last, collate_fn=collate, **kwargs)
+    return DataLoader(
+        items,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        drop_last=drop_last,
+        collate_fn=collate,
+        **kwargs,
+    )
 
 
 def batches_per_epoch(num_items: int, world: int, batch: int) -> int:

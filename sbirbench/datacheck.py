@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 
 from PIL import Image, ImageDraw, ImageFont
 
-from sbirbench.interfaces import SBIRDataset
+from sbirbench.interfaces import Modality, SBIRDataset, Subset
+
+MODALITIES: tuple[Modality, Modality] = ("sketch", "photo")
 
 
 @dataclass
@@ -24,11 +26,16 @@ class CheckReport:
         return not self.problems
 
 
-def verify_images(dataset: SBIRDataset, progress: Callable[[int], None] | None = None,
-                  threads: int = 8) -> list[str]:
+def verify_images(
+    dataset: SBIRDataset, progress: Callable[[int], None] | None = None, threads: int = 8
+) -> list[str]:
     """Decode every image of the data set; the refs of those that fail."""
-    jobs = [(ref, modality) for subset in ("train", "test") for modality in ("sketch", "photo")
-            for ref, _ in dataset.items(subset, modality)]
+    jobs = [
+        (ref, modality)
+        for subset in ("train", "test")
+        for modality in ("sketch", "photo")
+        for ref, _ in dataset.items(subset, modality)
+    ]
 
     def check(job) -> str | None:
         ref, modality = job
@@ -48,18 +55,24 @@ def verify_images(dataset: SBIRDataset, progress: Callable[[int], None] | None =
     return bad
 
 
-def check(dataset: SBIRDataset, *, decode: bool,
-          progress: Callable[[int], None] | None = None) -> CheckReport:
+def check(
+    dataset: SBIRDataset, *, decode: bool, progress: Callable[[int], None] | None = None
+) -> CheckReport:
     """Facts about ``dataset`` and whether it can be used for a benchmark run."""
     facts = dataset.describe()
     report = CheckReport(facts)
     if decode:
         report.unreadable = verify_images(dataset, progress)
     bad = set(report.unreadable)
-    for subset, classes in (("train", dataset.seen_classes), ("test", dataset.unseen_classes)):
-        for modality in ("sketch", "photo"):
-            readable = [label for ref, label in dataset.items(subset, modality)
-                        if str(ref) not in bad]
+    subsets: tuple[tuple[Subset, list[str]], ...] = (
+        ("train", dataset.seen_classes),
+        ("test", dataset.unseen_classes),
+    )
+    for subset, classes in subsets:
+        for modality in MODALITIES:
+            readable = [
+                label for ref, label in dataset.items(subset, modality) if str(ref) not in bad
+            ]
             if not readable:
                 report.problems.append(f"no readable {subset} {modality}s")
                 continue
@@ -67,8 +80,9 @@ def check(dataset: SBIRDataset, *, decode: bool,
                 present = set(readable)
                 lost = [classes[c] for c in range(len(classes)) if c not in present]
                 if lost:
-                    report.problems.append(f"unseen classes without readable {modality}s: "
-                                           f"{', '.join(lost)}")
+                    report.problems.append(
+                        f"unseen classes without readable {modality}s: {', '.join(lost)}"
+                    )
     return report
 
 
@@ -76,8 +90,14 @@ def count_images(dataset: SBIRDataset) -> int:
     return sum(len(dataset.items(s, m)) for s in ("train", "test") for m in ("sketch", "photo"))
 
 
-def contact_sheet(dataset: SBIRDataset, *, subset: str = "test", classes: list[str] | None = None,
-                  per_class: int = 4, size: int = 96) -> Image.Image:
+def contact_sheet(
+    dataset: SBIRDataset,
+    *,
+    subset: Subset = "test",
+    classes: list[str] | None = None,
+    per_class: int = 4,
+    size: int = 96,
+) -> Image.Image:
     """One row per class: its name, ``per_class`` sketches, then ``per_class`` photos."""
     names = dataset.seen_classes if subset == "train" else dataset.unseen_classes
     chosen = classes or names
@@ -95,7 +115,7 @@ def contact_sheet(dataset: SBIRDataset, *, subset: str = "test", classes: list[s
         label = names.index(name)
         top = gap + row * (size + gap)
         draw.text((gap, top + size // 2 - 6), name[:24], fill="black", font=font)
-        for block, modality in enumerate(("sketch", "photo")):
+        for block, modality in enumerate(MODALITIES):
             refs = [ref for ref, lbl in dataset.items(subset, modality) if lbl == label]
             for i, ref in enumerate(refs[:per_class]):
                 left = label_width + (block * per_class + i) * (size + gap) + gap

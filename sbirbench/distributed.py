@@ -1,15 +1,13 @@
-"""One code path for 1..N processes: torchrun's environment, DDP helpers, the launcher.
+"""One code path for 1..N processes: torchrun's environment and the collectives.
 
-``sbirbench run --nproc N`` starts N workers with PyTorch's own launcher
-(``torch.distributed.run``); an external ``torchrun ... -m sbirbench run ...`` (one or
-many nodes) reaches the same code. NCCL on GPUs, gloo on the CPU.
+Processes are started by torchrun, or by ``sbirbench run --nproc N``
+(:mod:`sbirbench.cli.launch`, PyTorch's own launcher); both reach this code. NCCL on
+GPUs, gloo on the CPU.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,8 +53,9 @@ def setup(device: str) -> Context:
     else:
         target = torch.device("cpu")
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device == "cuda" else "gloo",
-                                device_id=target if device == "cuda" else None)
+        dist.init_process_group(
+            "nccl" if device == "cuda" else "gloo", device_id=target if device == "cuda" else None
+        )
     return Context(dist.get_rank(), dist.get_world_size(), local_rank, target)
 
 
@@ -106,8 +105,9 @@ def all_reduce_sum(tensor: torch.Tensor, context: Context) -> torch.Tensor:
     return tensor
 
 
-def gather_by_index(features: torch.Tensor, indices: torch.Tensor, total: int,
-                    context: Context) -> tuple[torch.Tensor, torch.Tensor]:
+def gather_by_index(
+    features: torch.Tensor, indices: torch.Tensor, total: int, context: Context
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Assemble per-rank feature shards into the full ``(total, D)`` matrix by dataset
     index, as DINO's kNN evaluation does; shards may differ in size. Returns the matrix
     and a mask of the indices some rank filled (an unreadable image leaves a hole)."""
@@ -118,14 +118,13 @@ def gather_by_index(features: torch.Tensor, indices: torch.Tensor, total: int,
         out[indices] = features
         filled[indices] = True
         return out, filled
-    sizes = [torch.zeros(1, dtype=torch.long, device=features.device)
-             for _ in range(context.world)]
+    sizes = [torch.zeros(1, dtype=torch.long, device=features.device) for _ in range(context.world)]
     dist.all_gather(sizes, torch.tensor([len(indices)], device=features.device))
     width = int(max(s.item() for s in sizes))
     padded_feats = features.new_zeros(width, dim)
-    padded_feats[:len(features)] = features
+    padded_feats[: len(features)] = features
     padded_idx = torch.full((width,), -1, dtype=torch.long, device=features.device)
-    padded_idx[:len(indices)] = indices
+    padded_idx[: len(indices)] = indices
     all_feats = [torch.empty_like(padded_feats) for _ in range(context.world)]
     all_idx = [torch.empty_like(padded_idx) for _ in range(context.world)]
     dist.all_gather(all_feats, padded_feats)
@@ -137,22 +136,3 @@ def gather_by_index(features: torch.Tensor, indices: torch.Tensor, total: int,
     out[stacked_idx[keep]] = torch.cat(all_feats)[keep]
     filled[stacked_idx[keep]] = True
     return out, filled
-
-
-def launch(nproc: int, argv: Sequence[str]) -> None:
-    """Run ``python -m sbirbench ARGV`` in ``nproc`` local workers with torch's launcher."""
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.run import get_args_parser, run
-
-    from sbirbench.worker import ENV
-
-    args = get_args_parser().parse_args(
-        ["--standalone", f"--nproc-per-node={nproc}", "--module", "sbirbench.worker"])
-    os.environ[ENV] = json.dumps(list(argv))
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    try:
-        run(args)
-    except ChildFailedError as exc:
-        codes = sorted({failure.exitcode for failure in exc.failures.values()})
-        raise UserError(f"{len(exc.failures)} of {nproc} workers failed (exit code "
-                        f"{', '.join(map(str, codes))}); their message is above") from None

@@ -10,3 +10,14 @@ class UserError(Exception):
     """
 
     exit_code = 2
+
+
+#: Set by ``--debug``: show tracebacks, and raise where sbirbench would warn and go on.
+DEBUG_ENV = "SBIRBENCH_DEBUG"
+
+
+def debug_enabled() -> bool:
+    """Whether ``--debug`` (or ``SBIRBENCH_DEBUG=1``) is in effect."""
+    import os
+
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")

@@ -37,8 +37,9 @@ def _as_numpy(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float32)
 
 
-def itq_rotation(projected: np.ndarray, iterations: int = 50, *, variant: str = "reference",
-                 seed: int = 50) -> tuple[np.ndarray, list[float]]:
+def itq_rotation(
+    projected: np.ndarray, iterations: int = 50, *, variant: str = "reference", seed: int = 50
+) -> tuple[np.ndarray, list[float]]:
     """The ITQ rotation of PCA-projected data, and the quantisation loss per iteration."""
     if variant not in VARIANTS:
         raise UserError(f"unknown ITQ variant '{variant}'; use one of {', '.join(VARIANTS)}")
@@ -55,8 +56,15 @@ def itq_rotation(projected: np.ndarray, iterations: int = 50, *, variant: str = 
     return rotation, losses
 
 
-def itq_codes(query: Any, gallery: Any, bits: int = 64, iterations: int = 50, *,
-              variant: str = "reference", seed: int = 50) -> tuple[np.ndarray, np.ndarray]:
+def itq_codes(
+    query: Any,
+    gallery: Any,
+    bits: int = 64,
+    iterations: int = 50,
+    *,
+    variant: str = "reference",
+    seed: int = 50,
+) -> tuple[np.ndarray, np.ndarray]:
     """Boolean codes ``(Nq, bits)`` and ``(Ng, bits)`` fitted on the query features."""
     q, g = _as_numpy(query), _as_numpy(gallery)
     if q.ndim != 2 or g.ndim != 2 or q.shape[1] != g.shape[1]:

@@ -58,7 +58,7 @@ def register_methods(register: Register) -> None:
 
 @hookspec
 def register_weights(register: Register) -> None:
-    """Register pretrained weight sources: :class:`sbirbench.backbones.weight_sources.
+    """Register pretrained weight sources: :class:`sbirbench.weights.sources.
     WeightSource` objects (a file inside a pip package, its key converter and data config).
     ``--set backbone.pretrained=true`` uses the source registered for the architecture."""
 

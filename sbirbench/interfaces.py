@@ -1,4 +1,5 @@
-"""The three plugin contracts: data sets, backbones and methods.
+"""The plugin contracts: data sets, backbones and methods (and their small value types;
+the training schedule every stage shares is :mod:`sbirbench.schedule`).
 
 This module imports neither torch nor timm; tensor types appear only in annotations.
 
@@ -13,6 +14,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
+
+from sbirbench.schedule import Schedule, StageSettings, TrainConfig, check_schedule
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -126,12 +129,22 @@ class InputSpec:
     @classmethod
     def of(cls, backbone: Backbone) -> InputSpec:
         """The input spec a backbone's weights ask for."""
-        return cls(backbone.input_size, tuple(backbone.mean), tuple(backbone.std),  # type: ignore[arg-type]
-                   str(getattr(backbone, "interpolation", "bicubic")))
+        mean, std = backbone.mean, backbone.std
+        return cls(
+            backbone.input_size,
+            (float(mean[0]), float(mean[1]), float(mean[2])),
+            (float(std[0]), float(std[1]), float(std[2])),
+            str(getattr(backbone, "interpolation", "bicubic")),
+        )
 
     def as_dict(self) -> dict[str, Any]:
-        return {"size": self.size, "mean": list(self.mean), "std": list(self.std),
-                "interpolation": self.interpolation, "antialias": self.antialias}
+        return {
+            "size": self.size,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "interpolation": self.interpolation,
+            "antialias": self.antialias,
+        }
 
 
 @dataclass(frozen=True)
@@ -148,88 +161,6 @@ class BackboneSpec:
 
 
 # --------------------------------------------------------------------------- methods
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters every method shares; method Configs subclass this.
-
-    ``batch_size`` counts photos per optimiser step per process; each step is split into
-    ``accum_steps`` micro-batches, and a sketch micro-batch of the same size joins every
-    ``skt_factor``-th one (0: photos only). The peak learning rate is
-    ``lr * global_batch / lr_ref_batch``.
-    """
-
-    backbone: str = "vit_tokens_tiny"
-    epochs: int = 10
-    batch_size: int = 64
-    accum_steps: int = 1
-    lr: float = 5e-4
-    lr_ref_batch: int = 256
-    min_lr: float = 1e-6
-    warmup_epochs: float = 1.0
-    weight_decay: float = 0.04
-    weight_decay_end: float = 0.4
-    clip_grad: float | None = 3.0
-    clip_mode: Literal["param", "global"] = "param"
-    skt_factor: int = 2
-    augment: Literal["dino", "basic", "none"] = "dino"
-    #: Evaluation resize: None keeps the interpolation of the backbone's weights.
-    eval_interpolation: Literal["bilinear", "bicubic", "nearest"] | None = None
-    eval_antialias: bool = True
-
-    def __post_init__(self) -> None:
-        check_schedule(self)
-
-
-def check_schedule(settings: Any) -> None:
-    """Raise ``ValueError`` naming the first out-of-range schedule field of ``settings``
-    (a TrainConfig or StageSettings). Run when a config is built, so a bad value stops a
-    run before any training (the config builder turns it into a one-line error)."""
-    at_least = {"epochs": 0, "batch_size": 1, "accum_steps": 1, "lr_ref_batch": 1,
-                "skt_factor": 0, "min_lr": 0, "warmup_epochs": 0, "weight_decay": 0,
-                "weight_decay_end": 0}
-    for name, low in at_least.items():
-        value = getattr(settings, name, None)
-        if value is not None and value < low:
-            raise ValueError(f"{name}={value}: must be at least {low}")
-    for name in ("lr", "clip_grad"):
-        value = getattr(settings, name, None)
-        if value is not None and value <= 0:
-            raise ValueError(f"{name}={value}: must be positive")
-    if settings.batch_size % settings.accum_steps:
-        raise ValueError(f"batch_size {settings.batch_size} is not a multiple of accum_steps "
-                         f"{settings.accum_steps}")
-
-
-@dataclass(frozen=True)
-class StageSettings:
-    """How the engine trains one stage."""
-
-    epochs: int
-    batch_size: int
-    accum_steps: int = 1
-    lr: float = 5e-4
-    lr_ref_batch: int = 256
-    min_lr: float = 1e-6
-    warmup_epochs: float = 0.0
-    weight_decay: float = 0.04
-    weight_decay_end: float | None = None
-    clip_grad: float | None = None
-    clip_mode: Literal["param", "global"] = "param"
-    skt_factor: int = 1
-    augment: Literal["dino", "basic", "none"] = "dino"
-
-    def __post_init__(self) -> None:
-        check_schedule(self)
-
-    @classmethod
-    def from_config(cls, config: TrainConfig, **changes: Any) -> StageSettings:
-        """Settings taken from a method's :class:`TrainConfig` fields, with ``changes``."""
-        names = {f for f in cls.__dataclass_fields__}
-        values = {name: getattr(config, name) for name in names if hasattr(config, name)}
-        values.update(changes)
-        return cls(**values)
-
-
 @dataclass
 class Batch:
     """One micro-batch: photos always, sketches on every ``skt_factor``-th micro-step."""
@@ -326,8 +257,36 @@ class Method(ABC):
             if isinstance(module, Backbone):
                 spec = InputSpec.of(module)
                 interpolation = getattr(self.config, "eval_interpolation", None)
-                return InputSpec(spec.size, spec.mean, spec.std,
-                                 interpolation or spec.interpolation,
-                                 bool(getattr(self.config, "eval_antialias", True)))
-        raise TypeError(f"{type(self).__name__}.model() holds no Backbone module; override "
-                        "input_spec() to say what images it takes")
+                return InputSpec(
+                    spec.size,
+                    spec.mean,
+                    spec.std,
+                    interpolation or spec.interpolation,
+                    bool(getattr(self.config, "eval_antialias", True)),
+                )
+        raise TypeError(
+            f"{type(self).__name__}.model() holds no Backbone module; override "
+            "input_spec() to say what images it takes"
+        )
+
+
+__all__ = [
+    "Backbone",
+    "BackboneSpec",
+    "Batch",
+    "DatasetConfig",
+    "InputSpec",
+    "Item",
+    "ItemRef",
+    "Method",
+    "MethodSetup",
+    "Modality",
+    "ParamGroup",
+    "SBIRDataset",
+    "Schedule",
+    "Stage",
+    "StageSettings",
+    "Subset",
+    "TrainConfig",
+    "check_schedule",
+]

@@ -18,8 +18,8 @@ from typing import Any
 from sbirbench.benchmarks import BenchmarkFile
 from sbirbench.config import config_hash
 from sbirbench.stats import Interval, t_interval
+from sbirbench.tables import PUBLISHED_MARK
 
-PUBLISHED_MARK = "†"
 CHANCE_LABEL = "chance (random ranking)"
 
 
@@ -49,6 +49,7 @@ class Board:
     version: int | None
     metrics: list[str]
     rows: list[Row]
+    duplicates: list[Duplicate] = field(default_factory=list)
 
     @property
     def title(self) -> str:
@@ -58,37 +59,96 @@ class Board:
         """Best measured mean per metric (higher is better for every metric)."""
         out = {}
         for metric in self.metrics:
-            values = [r.values[metric].mean for r in self.rows if metric in r.values
-                      and r.measured]
+            values = [r.values[metric].mean for r in self.rows if metric in r.values and r.measured]
             if values:
                 out[metric] = max(values)
         return out
 
 
+#: Config entries that do not make a different configuration (where and how it ran).
+NOT_SETTINGS = ("seed", "data_root", "device", "metrics", "hash_bits", "overrides", "preset")
+_SHORT = {"method_config.": "", "backbone_config.": "backbone.", "dataset_config.": "dataset."}
+
+
+def settings(result: dict[str, Any]) -> dict[str, Any]:
+    """The result's configuration without what does not change the trained model or the
+    measurement: its seed, paths, device, and the metrics asked for."""
+    config = result.get("config", {})
+    return {k: v for k, v in config.items() if k not in NOT_SETTINGS}
+
+
 def variant_key(result: dict[str, Any]) -> str:
     """The configuration of a result without its seed (runs that differ only by seed)."""
-    config = dict(result.get("config", {}))
-    for key in ("seed", "data_root", "device", "metrics", "hash_bits"):
-        config.pop(key, None)
-    return config_hash({"method": result["method"], **config})
+    return config_hash({"method": result["method"], **settings(result)})
 
 
-def variant_label(result: dict[str, Any]) -> str:
-    label = result["method"]
-    extra = [*(["preset " + result["preset"]] if result.get("preset") else []),
-             *result.get("overrides", [])]
-    if result.get("backbone"):
-        extra.insert(0, result["backbone"])
+def _base(result: dict[str, Any]) -> tuple[str, ...]:
+    """Method, backbone, preset (and a best-epoch selection): the start of a label."""
+    parts = [result.get("backbone") or ""]
+    parts.append(f"preset {result['preset']}" if result.get("preset") else "")
     if result.get("model_selection", {}).get("rule") == "best-epoch":
-        extra.append("best epoch on the test set")
-    return label + (f" [{', '.join(extra)}]" if extra else "")
+        parts.append("best epoch on the test set")
+    return (result["method"], *(p for p in parts if p))
 
 
-def build_boards(results: Iterable[dict[str, Any]], benchmarks: BenchmarkFile | None,
-                 benchmark: str | None = None, hashed: bool = False) -> list[Board]:
+def labels(firsts: list[dict[str, Any]]) -> list[str]:
+    """A label per configuration: method, backbone and preset, plus every setting that
+    differs between configurations of the same method, backbone and preset."""
+    bases = [_base(r) for r in firsts]
+    flat = [flatten(settings(r)) for r in firsts]
+    out = []
+    for base, mine in zip(bases, flat, strict=True):
+        group = [f for b, f in zip(bases, flat, strict=True) if b == base]
+        keys = sorted({k for f in group for k in f if any(g.get(k) != f.get(k) for g in group)})
+        parts = [*base[1:], *(f"{_short(k)}={_value(mine.get(k, '-'))}" for k in keys)]
+        out.append(base[0] + (f" [{', '.join(parts)}]" if parts else ""))
+    return out
+
+
+def _value(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 24 else text[:12] + "..."  # hashes: a prefix is enough
+
+
+def _short(key: str) -> str:
+    for prefix, short in _SHORT.items():
+        if key.startswith(prefix):
+            return short + key[len(prefix) :]
+    return key
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A run of the same configuration and seed as a kept one: shown, never averaged."""
+
+    kept: str
+    dropped: str
+    seed: int
+
+
+def unique_seeds(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[Duplicate]]:
+    """One run per seed (the latest finished), and the repeats left out."""
+    by_seed: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for run in runs:
+        by_seed[int(run.get("seed", 0))].append(run)
+    kept, duplicates = [], []
+    for seed, same in sorted(by_seed.items()):
+        same.sort(key=lambda r: (str(r.get("finished", "")), r["run_id"]))
+        kept.append(same[-1])
+        duplicates += [Duplicate(same[-1]["run_id"], r["run_id"], seed) for r in same[:-1]]
+    return kept, duplicates
+
+
+def build_boards(
+    results: Iterable[dict[str, Any]],
+    benchmarks: BenchmarkFile | None,
+    benchmark: str | None = None,
+    hashed: bool = False,
+) -> list[Board]:
     """One board per (benchmark, version) found among ``results``."""
     groups: dict[tuple[str, int | None], dict[str, list[dict]]] = defaultdict(
-        lambda: defaultdict(list))
+        lambda: defaultdict(list)
+    )
     for result in results:
         if benchmark and result.get("benchmark") != benchmark:
             continue
@@ -101,26 +161,46 @@ def build_boards(results: Iterable[dict[str, Any]], benchmarks: BenchmarkFile | 
     for (name, version), variants in sorted(groups.items(), key=lambda kv: str(kv[0])):
         bench = benchmarks.benchmarks.get(name) if benchmarks else None
         first = next(iter(variants.values()))[0]
-        metrics = list(bench.metrics) if bench else list(first["metrics"])
-        rows = [_measured_row(runs, metrics, source) for runs in variants.values()]
-        rows.sort(key=lambda r: -r.values[metrics[0]].mean if metrics[0] in r.values
-                  else float("inf"))
-        chance = next((r["chance"] for runs in variants.values() for r in runs
-                       if r.get("chance")), None)
+        metrics = list(bench.metrics) if bench else list(first[source])
+        kept, duplicates = [], []
+        for runs in variants.values():
+            unique, repeated = unique_seeds(runs)
+            kept.append(unique)
+            duplicates += repeated
+        names = labels([runs[0] for runs in kept])
+        rows = [
+            _measured_row(label, runs, metrics, source)
+            for label, runs in zip(names, kept, strict=True)
+        ]
+        rows.sort(
+            key=lambda r: -r.values[metrics[0]].mean if metrics[0] in r.values else float("inf")
+        )
+        chance = next((r["chance"] for runs in kept for r in runs if r.get("chance")), None)
         if chance and not hashed:
-            rows.append(Row(CHANCE_LABEL, 0, {m: Interval(v, None, 1) for m, v in chance.items()
-                                              if m in metrics}, chance=True))
+            rows.append(
+                Row(
+                    CHANCE_LABEL,
+                    0,
+                    {m: Interval(v, None, 1) for m, v in chance.items() if m in metrics},
+                    chance=True,
+                )
+            )
         if bench and bench.version == version:
             for pub in bench.published:
                 if bool(pub.hash_bits) == hashed:
-                    rows.append(Row(f"{pub.label} {PUBLISHED_MARK}", 0,
-                                    {m: Interval(v, None, 1) for m, v in pub.metrics.items()},
-                                    published=True))
-        boards.append(Board(name, version, metrics, rows))
+                    rows.append(
+                        Row(
+                            f"{pub.label} {PUBLISHED_MARK}",
+                            0,
+                            {m: Interval(v, None, 1) for m, v in pub.metrics.items()},
+                            published=True,
+                        )
+                    )
+        boards.append(Board(name, version, metrics, rows, duplicates))
     return boards
 
 
-def _measured_row(runs: list[dict[str, Any]], metrics: list[str], source: str) -> Row:
+def _measured_row(label: str, runs: list[dict[str, Any]], metrics: list[str], source: str) -> Row:
     values, std = {}, {}
     for m in metrics:
         if all(m in r.get(source, {}) for r in runs):
@@ -128,10 +208,17 @@ def _measured_row(runs: list[dict[str, Any]], metrics: list[str], source: str) -
             values[m] = t_interval(series)
             std[m] = statistics.stdev(series) if len(series) > 1 else None
     totals = [r["wall_time"]["total"] for r in runs if "total" in r.get("wall_time", {})]
-    return Row(variant_label(runs[0]), len(runs), values, std, method=runs[0]["method"],
-               run_ids=[r["run_id"] for r in runs],
-               run_dirs=[r["run_dir"] for r in runs if r.get("run_dir")],
-               seconds=statistics.fmean(totals) if totals else None)
+    return Row(
+        label,
+        len(runs),
+        values,
+        std,
+        method=runs[0]["method"],
+        run_ids=[r["run_id"] for r in runs],
+        run_dirs=[r["run_dir"] for r in runs if r.get("run_dir")],
+        seconds=statistics.fmean(totals) if totals else None,
+    )
+
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     """Nested dicts as dotted keys."""
@@ -150,10 +237,16 @@ MEASURED_BY = ("benchmark", "dataset", "split", "conventions", "hash")
 def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """Metric deltas (b - a) and configuration differences of two results."""
     metrics = [m for m in a["metrics"] if m in b["metrics"]]
-    deltas = {m: {"a": a["metrics"][m], "b": b["metrics"][m],
-                  "delta": b["metrics"][m] - a["metrics"][m]} for m in metrics}
-    fa, fb = (flatten({**r.get("config", {}), **{k: r.get(k) for k in MEASURED_BY}})
-              for r in (a, b))
-    changed = {k: {"a": fa.get(k), "b": fb.get(k)} for k in sorted(set(fa) | set(fb))
-               if fa.get(k) != fb.get(k)}
+    deltas = {
+        m: {"a": a["metrics"][m], "b": b["metrics"][m], "delta": b["metrics"][m] - a["metrics"][m]}
+        for m in metrics
+    }
+    fa, fb = (
+        flatten({**r.get("config", {}), **{k: r.get(k) for k in MEASURED_BY}}) for r in (a, b)
+    )
+    changed = {
+        k: {"a": fa.get(k), "b": fb.get(k)}
+        for k in sorted(set(fa) | set(fb))
+        if fa.get(k) != fb.get(k)
+    }
     return {"a": a["run_id"], "b": b["run_id"], "metrics": deltas, "config": changed}

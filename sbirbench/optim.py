@@ -10,8 +10,10 @@ from torch import nn
 from sbirbench.interfaces import ParamGroup
 
 
-def param_groups(modules: dict[str, nn.Module], groups: Sequence[ParamGroup] | None,
-                 ) -> list[dict]:
+def param_groups(
+    modules: dict[str, nn.Module],
+    groups: Sequence[ParamGroup] | None,
+) -> list[dict]:
     """AdamW groups: each ParamGroup split into decayed and not-decayed parameters (no
     decay on biases and one-dimensional parameters such as norm weights, as in DINO).
     Parameters not named by any group form a final group with multiplier 1."""
@@ -19,7 +21,8 @@ def param_groups(modules: dict[str, nn.Module], groups: Sequence[ParamGroup] | N
     out: list[dict] = []
 
     def add(name: str, named: Iterable[tuple[str, nn.Parameter]], lr_mult: float) -> None:
-        decay, no_decay = [], []
+        decay: list[nn.Parameter] = []
+        no_decay: list[nn.Parameter] = []
         for pname, param in named:
             if not param.requires_grad or id(param) in seen:
                 continue
@@ -27,12 +30,21 @@ def param_groups(modules: dict[str, nn.Module], groups: Sequence[ParamGroup] | N
             (no_decay if pname.endswith(".bias") or param.ndim <= 1 else decay).append(param)
         for params, apply_wd in ((decay, True), (no_decay, False)):
             if params:
-                out.append({"params": params, "lr_mult": lr_mult, "apply_wd": apply_wd,
-                            "name": f"{name}{'' if apply_wd else '/no_decay'}"})
+                out.append(
+                    {
+                        "params": params,
+                        "lr_mult": lr_mult,
+                        "apply_wd": apply_wd,
+                        "name": f"{name}{'' if apply_wd else '/no_decay'}",
+                    }
+                )
 
     for group in groups or ():
-        add(group.name, ((n, p) for m in group.modules for n, p in m.named_parameters()),
-            group.lr_mult)
+        add(
+            group.name,
+            ((n, p) for m in group.modules for n, p in m.named_parameters()),
+            group.lr_mult,
+        )
     add("rest", ((n, p) for m in modules.values() for n, p in m.named_parameters()), 1.0)
     return out
 
@@ -49,8 +61,9 @@ def set_step_values(optimizer: torch.optim.Optimizer, lr: float, weight_decay: f
         group["weight_decay"] = weight_decay if group["apply_wd"] else 0.0
 
 
-def clip_gradients(parameters: list[nn.Parameter], max_norm: float | None,
-                   mode: str) -> torch.Tensor:
+def clip_gradients(
+    parameters: list[nn.Parameter], max_norm: float | None, mode: str
+) -> torch.Tensor:
     """Clip each parameter's gradient norm (``param``, DINO's clip_gradients) or the
     global norm (``global``); no clipping when ``max_norm`` is None. Returns whether every
     gradient is finite, as a tensor (no host synchronisation here)."""

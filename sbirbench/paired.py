@@ -38,8 +38,9 @@ def row_values(row: Row) -> tuple[str, dict[str, float]]:
     for folder in row.run_dirs:
         path = Path(folder) / PER_QUERY
         if not path.is_file():
-            raise UserError(f"{path} is missing (results older than per-query records cannot "
-                            "be paired)")
+            raise UserError(
+                f"{path} is missing (results older than per-query records cannot be paired)"
+            )
         data = json.loads(path.read_text())
         metric = data["metric"]
         for query, value in zip(data["queries"], data["values"], strict=True):
@@ -72,14 +73,18 @@ def compare_rows(board: Board, a_name: str, b_name: str) -> RowComparison:
 
 def comparisons_markdown(items: list[RowComparison]) -> str:
     """The comparisons as a Markdown table."""
-    lines = ["| comparison | metric | difference (a - b) | 95% CI (bootstrap over queries) | "
-             "p (paired permutation) | queries | runs a / b |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| comparison | metric | difference (a - b) | 95% CI (bootstrap over queries) | "
+        "p (paired permutation) | queries | runs a / b |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for c in items:
         t = c.test
-        lines.append(f"| {c.a} vs {c.b} | {c.metric} | {t.difference:+.4f} | "
-                     f"[{t.low:+.4f}, {t.high:+.4f}] | {_p(t)} | {t.queries} | "
-                     f"{c.runs[0]} / {c.runs[1]} |")
+        lines.append(
+            f"| {c.a} vs {c.b} | {c.metric} | {t.difference:+.4f} | "
+            f"[{t.low:+.4f}, {t.high:+.4f}] | {_p(t)} | {t.queries} | "
+            f"{c.runs[0]} / {c.runs[1]} |"
+        )
     return "\n".join(lines)
 
 

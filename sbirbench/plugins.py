@@ -17,15 +17,19 @@ from typing import Any
 import pluggy
 
 from sbirbench import hookspecs
-from sbirbench.errors import UserError
+from sbirbench.errors import UserError, debug_enabled
 from sbirbench.registry import Registry
 
 ENTRY_POINT_GROUP = "sbirbench"
 ALLOW_ENV = "SBIRBENCH_LOAD_PLUGINS"
 KINDS = ("dataset", "backbone", "method", "weights")
 #: The hook that fills each kind's registry.
-HOOKS = {"dataset": "register_datasets", "backbone": "register_backbones",
-         "method": "register_methods", "weights": "register_weights"}
+HOOKS = {
+    "dataset": "register_datasets",
+    "backbone": "register_backbones",
+    "method": "register_methods",
+    "weights": "register_weights",
+}
 
 
 @dataclass
@@ -165,27 +169,35 @@ def _check_pending(plugins: Plugins, debug: bool) -> None:
 
 
 def _build_registries(manager: pluggy.PluginManager) -> dict[str, Registry[Any]]:
-    registries: dict[str, Registry[Any]] = {kind: Registry(kind) for kind in KINDS}
+    """Call every registration hook; a plugin whose hook raises is skipped for that kind
+    with a warning naming it (the others, built-ins included, still load)."""
+    from sbirbench.console import output
+    from sbirbench.contract import CHECKS
+
+    registries: dict[str, Registry[Any]] = {kind: Registry(kind, CHECKS[kind]) for kind in KINDS}
     for kind in KINDS:
         caller = getattr(manager.hook, HOOKS[kind])
         # Each implementation is called on its own so that every entry knows its origin.
         for impl in caller.get_hookimpls():
-            register = _registrar(registries[kind], impl.plugin_name)
+            calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
             try:
-                impl.function(*[{"register": register}[arg] for arg in impl.argnames])
-            except UserError:
-                raise
+                impl.function(*[{"register": _recorder(calls)}[arg] for arg in impl.argnames])
             except Exception as exc:
-                raise UserError(
-                    f"plugin '{impl.plugin_name}' failed in {HOOKS[kind]}: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
+                if debug_enabled():
+                    raise
+                output().warn(
+                    f"plugin '{impl.plugin_name}' failed in {HOOKS[kind]} and was "
+                    f"skipped: {type(exc).__name__}: {exc}"
+                )
+                continue
+            for args, kwargs in calls:  # all of a plugin's entries, or none
+                registries[kind].add(*args, origin=impl.plugin_name, **kwargs)
     return registries
 
 
-def _registrar(registry: Registry[Any], origin: str) -> Callable[..., None]:
+def _recorder(calls: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> Callable[..., None]:
     def register(name: str, target: Any, *, description: str = "", aliases: Any = ()) -> None:
-        registry.add(name, target, origin=origin, description=description, aliases=aliases)
+        calls.append(((name, target), {"description": description, "aliases": aliases}))
 
     return register
 

@@ -17,9 +17,17 @@ def _fmt(values: dict[str, float]) -> str:
 class TrainingProgress:
     """Reports steps and epochs of one stage."""
 
-    def __init__(self, output: Output, stage: str, epochs: int, steps_per_epoch: int,
-                 start: int = 0) -> None:
+    def __init__(
+        self,
+        output: Output,
+        stage: str,
+        epochs: int,
+        steps_per_epoch: int,
+        start: int = 0,
+        log_every: int = 10,
+    ) -> None:
         self.output = output
+        self.log_every = log_every
         self.stage = stage
         self.epochs = epochs
         self.steps = steps_per_epoch
@@ -27,18 +35,32 @@ class TrainingProgress:
         if output.active and output.mode == "rich":
             self.bar = Progress(
                 TextColumn("[bold]{task.fields[stage]}[/bold] epoch {task.fields[epoch]}"),
-                BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                TextColumn("{task.fields[losses]}"), TextColumn("lr {task.fields[lr]}"),
-                TextColumn("{task.fields[rate]} img/s"), TimeElapsedColumn(),
-                TimeRemainingColumn(), console=output.console, transient=False,
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TextColumn("{task.fields[losses]}"),
+                TextColumn("lr {task.fields[lr]}"),
+                TextColumn("{task.fields[rate]} img/s"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=output.console,
+                transient=False,
             )
             self.bar.start()
             epoch = f"{start // max(steps_per_epoch, 1) + 1}/{epochs}"
-            self.task = self.bar.add_task("train", total=epochs * steps_per_epoch, completed=start,
-                                          stage=stage, epoch=epoch, losses="", lr="-", rate="-")
+            self.task = self.bar.add_task(
+                "train",
+                total=epochs * steps_per_epoch,
+                completed=start,
+                stage=stage,
+                epoch=epoch,
+                losses="",
+                lr="-",
+                rate="-",
+            )
 
-    def step(self, epoch: int, step: int, losses: dict[str, float] | None, lr: float,
-             rate: float | None) -> None:
+    def step(
+        self, epoch: int, step: int, losses: dict[str, float] | None, lr: float, rate: float | None
+    ) -> None:
         done = epoch * self.steps + step
         if self.bar is not None:
             fields: dict[str, Any] = {"epoch": f"{epoch + 1}/{self.epochs}", "lr": f"{lr:.2e}"}
@@ -48,14 +70,23 @@ class TrainingProgress:
                 fields["rate"] = f"{rate:.0f}"
             self.bar.update(self.task, completed=done, **fields)
         elif losses is not None:
-            self.output.event("step", stage=self.stage, epoch=epoch + 1, step=step, lr=lr,
-                              images_per_second=rate, **losses)
+            self.output.event(
+                "step",
+                stage=self.stage,
+                epoch=epoch + 1,
+                step=step,
+                lr=lr,
+                images_per_second=rate,
+                **losses,
+            )
 
     def epoch(self, record: dict[str, Any]) -> None:
         self.output.event("epoch", **record)
-        line = (f"{record['stage']} epoch {record['epoch']}/{self.epochs}: "
-                f"{_fmt(record['losses'])}  lr {record['lr']:.2e}  "
-                f"{record['images_per_second']:.0f} img/s  {record['seconds']:.1f} s")
+        line = (
+            f"{record['stage']} epoch {record['epoch']}/{self.epochs}: "
+            f"{_fmt(record['losses'])}  lr {record['lr']:.2e}  "
+            f"{record['images_per_second']:.0f} img/s  {record['seconds']:.1f} s"
+        )
         self.output.record(line)
         if self.bar is not None and self.output.mode == "rich":
             self.bar.console.print(f"  {line}")

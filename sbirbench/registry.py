@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -40,14 +40,26 @@ class Entry(Generic[T]):
         module = getattr(self.target, "__module__", "?")
         return f"{module}:{getattr(self.target, '__qualname__', '?')}"
 
+    check: Callable[[Any], str | None] | None = field(default=None, repr=False)
+
     def load(self) -> T:
-        """Import (once) and return the target."""
+        """Import (once), check against the plugin contract, and return the target."""
         if self._loaded is None:
             if isinstance(self.target, str):
-                self._loaded = _import_target(self.target, self.origin)
+                loaded = _import_target(self.target, self.origin)
+                self._verify(loaded)
+                self._loaded = loaded
             else:
                 self._loaded = self.target
         return self._loaded
+
+    def _verify(self, target: Any) -> None:
+        problem = self.check(target) if self.check is not None else None
+        if problem:
+            raise RegistryError(
+                f"plugin '{self.origin}' registered {self.name} "
+                f"({self.target_path}), which {problem}"
+            )
 
 
 def _import_target(path: str, origin: str) -> Any:
@@ -56,7 +68,13 @@ def _import_target(path: str, origin: str) -> Any:
         raise RegistryError(
             f"plugin '{origin}' registered '{path}', which is not of the form 'module:attribute'"
         )
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise RegistryError(
+            f"plugin '{origin}' registered '{path}', which failed to import: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
     obj: Any = module
     for part in attr.split("."):
         try:
@@ -71,8 +89,9 @@ def _import_target(path: str, origin: str) -> Any:
 class Registry(Generic[T]):
     """Named entries of one kind ("method", "dataset", "backbone")."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, check: Callable[[Any], str | None] | None = None) -> None:
         self.kind = kind
+        self.check = check
         self._entries: dict[str, Entry[T]] = {}
         self._aliases: dict[str, str] = {}
 
@@ -96,8 +115,16 @@ class Registry(Generic[T]):
                     f"({owner.target_path}) and by plugin '{origin}' "
                     f"({Entry(name, target, '', origin).target_path})"
                 )
-        entry = Entry(name, target, description.strip().splitlines()[0] if description else "",
-                      origin, tuple(aliases))
+        entry = Entry(
+            name,
+            target,
+            description.strip().splitlines()[0] if description else "",
+            origin,
+            tuple(aliases),
+            check=self.check,
+        )
+        if not isinstance(target, str):  # an object: checked now; a path: when loaded
+            entry._verify(target)
         self._entries[name] = entry
         for alias in aliases:
             self._aliases[alias] = name

@@ -1,156 +1,200 @@
-"""Run folders and result files: ``<out>/<benchmark>/<method>/<run-id>/``.
+"""Reading results: the typed :class:`Result`, schema versions, and finding result files.
 
-A run folder holds ``result.json`` (written atomically, last), ``config.json``,
-``log.txt``, ``history.jsonl`` (loss parts per epoch), ``checkpoint.pt`` (the model for
-``sbirbench eval``), ``checkpoints/last.pt`` (training state) and ``stages/<name>.pt``.
+``result.json`` follows the versioned JSON Schema ``docs/result.schema.json``
+(``SCHEMA``). Older versions are read by upgrading them in memory (what they did not
+record is marked unknown); a newer or unknown version is refused with one line.
 """
 
 from __future__ import annotations
 
 import json
-import platform
-import subprocess
-import time
-from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sbirbench import atomic
 from sbirbench.errors import UserError
 
-SCHEMA = 1
+SCHEMA = 2
+READABLE = (1, 2)
 RESULT = "result.json"
 CONFIG = "config.json"
 
 
+class ResultFileError(UserError):
+    """A result file that cannot be used (unreadable, malformed, unknown schema)."""
+
+
 @dataclass(frozen=True)
-class RunPaths:
-    """The files of one run."""
+class Result:
+    """One result: what was measured and how (``data`` holds every recorded field)."""
 
-    root: Path
+    run_id: str
+    kind: str
+    method: str
+    benchmark: str
+    seed: int
+    metrics: dict[str, float]
+    hashed_metrics: dict[str, float] | None
+    path: Path | None
+    data: dict[str, Any] = field(repr=False)
 
-    @property
-    def run_id(self) -> str:
-        return self.root.name
-
-    @property
-    def result(self) -> Path:
-        return self.root / RESULT
-
-    @property
-    def config(self) -> Path:
-        return self.root / CONFIG
-
-    @property
-    def log(self) -> Path:
-        return self.root / "log.txt"
-
-    @property
-    def history(self) -> Path:
-        return self.root / "history.jsonl"
-
-    @property
-    def per_query(self) -> Path:
-        return self.root / "per_query.json"
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], path: Path | None = None) -> Result:
+        return cls(
+            data["run_id"],
+            data.get("kind", "run"),
+            data["method"],
+            data["benchmark"],
+            int(data.get("seed", 0)),
+            dict(data["metrics"]),
+            data.get("hashed_metrics"),
+            path,
+            data,
+        )
 
     @property
-    def model(self) -> Path:
-        return self.root / "checkpoint.pt"
+    def run_dir(self) -> Path | None:
+        """The folder of the run (or of an evaluation's result file)."""
+        return self.path.parent if self.path is not None else None
 
     @property
-    def last(self) -> Path:
-        return self.root / "checkpoints" / "last.pt"
+    def per_query(self) -> dict[str, float | None]:
+        """Each query's value of the headline metric, by query file (from the file the
+        result names; empty when it has none)."""
+        name = self.data.get("per_query_file")
+        if not name or self.run_dir is None or not (self.run_dir / name).is_file():
+            return {}
+        record = json.loads((self.run_dir / name).read_text())
+        return dict(zip(record["queries"], record["values"], strict=True))
 
-    def stage(self, name: str) -> Path:
-        return self.root / "stages" / f"{name}.pt"
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """How the numbers were measured: protocol, conventions, inputs, weights, code,
+        hardware, seed and time."""
+        keys = (
+            "benchmark",
+            "benchmark_version",
+            "dataset",
+            "split",
+            "conventions",
+            "inputs",
+            "initialisation",
+            "model_selection",
+            "seed",
+            "config_hash",
+            "versions",
+            "git_commit",
+            "devices",
+            "world_size",
+            "precision",
+            "wall_time",
+            "chance",
+        )
+        return {k: self.data[k] for k in keys if k in self.data}
 
 
-def new_run(out: Path, benchmark: str, method: str, config_hash: str) -> RunPaths:
-    """A fresh run folder named by start time and config hash."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = out / benchmark / method
-    root = base / f"{stamp}-{config_hash[:8]}"
-    suffix = 1
-    while root.exists():
-        suffix += 1
-        root = base / f"{stamp}-{config_hash[:8]}-{suffix}"
-    root.mkdir(parents=True)
-    return RunPaths(root)
+def check_result(data: Any) -> str | None:
+    """Why ``data`` cannot be used as a result (None when it can)."""
+    if not isinstance(data, dict):
+        return f"holds a JSON {type(data).__name__}, not an object"
+    if data.get("schema") not in READABLE:
+        return (
+            f"has result schema {data.get('schema')!r}; this sbirbench reads schemas "
+            f"{', '.join(map(str, READABLE))}"
+        )
+    for key in ("run_id", "method", "benchmark"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            return f"has no '{key}'"
+    metrics = data.get("metrics")
+    if not isinstance(metrics, dict) or not metrics:
+        return "has no 'metrics' object"
+    bad = [k for k, v in metrics.items() if isinstance(v, bool) or not isinstance(v, int | float)]
+    if bad:
+        return f"has a metric that is not a number ({bad[0]}={metrics[bad[0]]!r})"
+    for key, kinds, what in _OPTIONAL:
+        if key in data and data[key] is not None and not isinstance(data[key], kinds):
+            return f"has a '{key}' that is not {what}"
+    if isinstance(data.get("seed"), bool):
+        return "has a 'seed' that is not an integer"
+    return None
 
 
-def runs_of(out: Path, benchmark: str, method: str, config_hash: str) -> list[RunPaths]:
-    """Earlier runs of this configuration, oldest first."""
-    base = out / benchmark / method
-    if not base.is_dir():
-        return []
-    found = []
-    for root in sorted(base.iterdir()):
-        try:
-            saved = json.loads((root / CONFIG).read_text())
-        except (OSError, ValueError):
-            continue
-        if saved.get("config_hash") == config_hash:
-            found.append(RunPaths(root))
-    return found
+#: Fields the tables read, when present: their types.
+_OPTIONAL: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
+    ("config", dict, "an object"),
+    ("wall_time", dict, "an object"),
+    ("chance", dict, "an object"),
+    ("hashed_metrics", dict, "an object"),
+    ("model_selection", dict, "an object"),
+    ("overrides", list, "a list"),
+    ("seed", int, "an integer"),
+    ("backbone", str, "a string"),
+    ("preset", str, "a string"),
+    ("finished", str, "a string"),
+    ("benchmark_version", int, "an integer"),
+)
 
 
-def read_result(path: Path) -> dict[str, Any]:
-    """A result file, or a run folder holding one."""
-    path = Path(path)
-    file = path / RESULT if path.is_dir() else path
-    if not file.is_file():
-        raise UserError(f"no result at {path} (a run folder with {RESULT}, or the file itself)")
-    try:
-        data = json.loads(file.read_text())
-    except ValueError as exc:
-        raise UserError(f"{file} is not valid JSON: {exc}") from None
-    if data.get("schema") != SCHEMA:
-        raise UserError(f"{file} has result schema {data.get('schema')}, expected {SCHEMA}")
+def upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """A readable result in the current schema. Schema 1 lacks ``kind``, the tie rule
+    (it ranked ties by gallery index), inputs and initialisation."""
+    if data["schema"] == 1:
+        conventions = {"ties": "gallery index (stable sort)", **data.get("conventions", {})}
+        data = {
+            **data,
+            "schema": SCHEMA,
+            "kind": data.get("kind", "run"),
+            "conventions": conventions,
+            "upgraded_from": 1,
+        }
     return data
 
 
-def find_results(root: Path) -> list[tuple[Path, dict[str, Any]]]:
-    """Every result under ``root`` (skipping unreadable files)."""
-    out = []
+def read_result(path: str | Path) -> dict[str, Any]:
+    """A result file (or a run folder holding one), upgraded to the current schema."""
+    path = Path(path)
+    file = path / RESULT if path.is_dir() else path
+    if not file.is_file():
+        raise ResultFileError(
+            f"no result at {path} (a run folder with {RESULT}, or the file itself)"
+        )
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ResultFileError(f"{file} is not readable JSON: {exc}") from None
+    problem = check_result(data)
+    if problem:
+        raise ResultFileError(f"{file} {problem}")
+    return upgrade(data)
+
+
+def load_result(path: str | Path) -> Result:
+    """One :class:`Result` from a result file or a run folder."""
+    path = Path(path)
+    file = path / RESULT if path.is_dir() else path
+    return Result.from_dict(read_result(file), file)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A result file that was left out, and why."""
+
+    path: Path
+    reason: str
+
+
+def find_results(root: Path) -> tuple[list[tuple[Path, dict[str, Any]]], list[Skipped]]:
+    """Every usable result under ``root`` (with ``run_dir`` added), and the files that were
+    skipped with the reason."""
+    found, skipped = [], []
     for file in sorted(Path(root).rglob(RESULT)):
         try:
-            out.append((file.parent, {**read_result(file), "run_dir": str(file.parent)}))
-        except UserError:
-            continue
-    return out
+            found.append((file.parent, {**read_result(file), "run_dir": str(file.parent)}))
+        except ResultFileError as exc:
+            skipped.append(Skipped(file, str(exc).removeprefix(f"{file} ")))
+    return found, skipped
 
 
-def write_result(paths: RunPaths, result: dict[str, Any]) -> None:
-    atomic.write_json(paths.result, {"schema": SCHEMA, **result})
-
-
-def package_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in ("sbirbench", "torch", "timm", "numpy", "torchvision"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def git_commit() -> str | None:
-    """The commit of the sbirbench source tree (with ``+dirty``), when it is a checkout."""
-    source = Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True,
-                                text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=source, capture_output=True, text=True, timeout=5).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return commit + ("+dirty" if dirty.strip() else "")
-
-
-def devices(device: str) -> list[str]:
-    import torch
-
-    if device == "cuda" and torch.cuda.is_available():
-        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    return [f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"]
+def unfinished_runs(root: Path) -> list[Path]:
+    """Run folders under ``root`` that started (``config.json``) but have no result."""
+    return sorted(c.parent for c in Path(root).rglob(CONFIG) if not (c.parent / RESULT).exists())

@@ -13,9 +13,38 @@ from dataclasses import dataclass
 import numpy as np
 
 #: t_{0.975, dof} for dof = 1..30; beyond that the normal quantile 1.96 is within 2%.
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+_T975 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
 
 
 @dataclass(frozen=True)
@@ -61,8 +90,9 @@ class PairedTest:
     resamples: int
 
 
-def paired_test(a: Sequence[float], b: Sequence[float], *, resamples: int = 10_000,
-                seed: int = 0) -> PairedTest:
+def paired_test(
+    a: Sequence[float], b: Sequence[float], *, resamples: int = 10_000, seed: int = 0
+) -> PairedTest:
     """Compare per-query values of two systems on the same queries (NaNs dropped in pairs).
 
     Under the null hypothesis the sign of each query's difference is arbitrary, so the
@@ -88,13 +118,21 @@ def paired_test(a: Sequence[float], b: Sequence[float], *, resamples: int = 10_0
         flips[start:stop] = (signs * d).mean(1)
     extreme = int((np.abs(flips) >= abs(observed) - 1e-15).sum())
     low, high = np.quantile(boot, [0.025, 0.975])
-    return PairedTest(observed, float(low), float(high), (extreme + 1) / (resamples + 1),
-                      len(d), resamples)
+    return PairedTest(
+        observed, float(low), float(high), (extreme + 1) / (resamples + 1), len(d), resamples
+    )
 
 
-def chance_level(query_labels: np.ndarray, gallery_labels: np.ndarray, metrics: Sequence[str],
-                 *, ap: str = "interpolated", draws: int = 10, max_queries: int = 2000,
-                 seed: int = 0) -> dict[str, float]:
+def chance_level(
+    query_labels: np.ndarray,
+    gallery_labels: np.ndarray,
+    metrics: Sequence[str],
+    *,
+    ap: str = "interpolated",
+    draws: int = 10,
+    max_queries: int = 2000,
+    seed: int = 0,
+) -> dict[str, float]:
     """Expected metrics of a random ranking of this gallery: the mean over ``draws``
     draws (at most ``max_queries`` queries, sampled, per draw). Each draw ranks by the dot
     product of independent Gaussian features, so every gallery order is equally likely
@@ -109,8 +147,9 @@ def chance_level(query_labels: np.ndarray, gallery_labels: np.ndarray, metrics: 
         picked = q if len(q) <= max_queries else rng.choice(q, max_queries, replace=False)
         queries = rng.standard_normal((len(picked), 16), dtype=np.float32)
         gallery = rng.standard_normal((len(g), 16), dtype=np.float32)
-        result = retrieval_metrics(queries, picked, gallery, g, metrics=metrics, ap=ap,
-                                   similarity="dot", distributed=False)
+        result = retrieval_metrics(
+            queries, picked, gallery, g, metrics=metrics, ap=ap, similarity="dot", distributed=False
+        )
         for m in metrics:
             totals[m] += result[m] / draws
     return totals

@@ -11,14 +11,20 @@ from __future__ import annotations
 import csv
 import io
 import json
+from typing import TYPE_CHECKING
 
 from sbirbench.errors import UserError
-from sbirbench.leaderboard import PUBLISHED_MARK, Board, Row
-from sbirbench.stats import Interval
+
+if TYPE_CHECKING:  # the command line imports FORMATS; numpy stays out of its start-up
+    from sbirbench.leaderboard import Board, Row
+    from sbirbench.stats import Interval
 
 FORMATS = ("rich", "github", "csv", "json", "latex")
-NOTE = ("mean ± half-width of the 95% t-interval over seeds; time: mean wall time per run "
-        "(training + evaluation)")
+PUBLISHED_MARK = "†"
+NOTE = (
+    "mean ± half-width of the 95% t-interval over seeds; time: mean wall time per run "
+    "(training + evaluation)"
+)
 
 
 def _cell(value: Interval | None) -> str:
@@ -62,44 +68,101 @@ def render(boards: list[Board], fmt: str) -> str:
     bold = ("**", "**") if fmt == "github" else ("\\textbf{", "}")
     for b in boards:
         rows = [[r.label, r.runs or "", *_cells(b, r, bold), _time(r)] for r in b.rows]
-        table = tabulate(rows, headers=["method", "runs", *b.metrics, "time"],
-                         tablefmt="github" if fmt == "github" else "latex_raw",
-                         disable_numparse=True)
+        table = tabulate(
+            rows,
+            headers=["method", "runs", *b.metrics, "time"],
+            tablefmt="github" if fmt == "github" else "latex_raw",
+            disable_numparse=True,
+        )
         if fmt == "latex":
             table = table.replace("±", r"$\pm$")
+        note = repeats_note(b)
+        if note:
+            table += ("\n\n" if fmt == "github" else "\n% ") + note
         chunks.append((f"### {b.title}\n\n" if fmt == "github" else f"% {b.title}\n") + table)
     published = any(r.published for b in boards for r in b.rows)
     note = ""
     if fmt == "github":
-        note = f"\n\n{NOTE}" + (f"; {PUBLISHED_MARK} published result (benchmarks.toml)"
-                                if published else "")
+        note = f"\n\n{NOTE}" + (
+            f"; {PUBLISHED_MARK} published result (benchmarks.toml)" if published else ""
+        )
     return "\n\n".join(chunks) + note
 
 
+def repeats_note(board: Board) -> str:
+    """The runs left out as repeats of a configuration and seed already in a row."""
+    if not board.duplicates:
+        return ""
+    listed = "; ".join(f"{d.dropped} (seed {d.seed}, kept {d.kept})" for d in board.duplicates)
+    return f"Repeats of a configuration and seed, left out of the means: {listed}"
+
+
 def _board_json(b: Board) -> dict:
-    return {"benchmark": b.benchmark, "version": b.version, "metrics": b.metrics,
-            "rows": [{"label": r.label, "runs": r.runs, "published": r.published,
-                      "chance": r.chance, "run_ids": r.run_ids, "seconds": r.seconds,
-                      **{m: {"mean": v.mean, "ci95": [v.low, v.high], "std": r.std.get(m)}
-                         for m, v in r.values.items()}} for r in b.rows]}
+    return {
+        "duplicates": [
+            {"kept": d.kept, "dropped": d.dropped, "seed": d.seed} for d in b.duplicates
+        ],
+        "benchmark": b.benchmark,
+        "version": b.version,
+        "metrics": b.metrics,
+        "rows": [
+            {
+                "label": r.label,
+                "runs": r.runs,
+                "published": r.published,
+                "chance": r.chance,
+                "run_ids": r.run_ids,
+                "seconds": r.seconds,
+                **{
+                    m: {"mean": v.mean, "ci95": [v.low, v.high], "std": r.std.get(m)}
+                    for m, v in r.values.items()
+                },
+            }
+            for r in b.rows
+        ],
+    }
 
 
 def _csv(boards: list[Board]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["benchmark", "version", "method", "runs", "published", "chance", "metric",
-                     "mean", "ci95_low", "ci95_high", "std", "seconds"])
+    writer.writerow(
+        [
+            "benchmark",
+            "version",
+            "method",
+            "runs",
+            "published",
+            "chance",
+            "metric",
+            "mean",
+            "ci95_low",
+            "ci95_high",
+            "std",
+            "seconds",
+        ]
+    )
     for b in boards:
         for r in b.rows:
             for m in b.metrics:
                 if m in r.values:
                     v, std = r.values[m], r.std.get(m)
-                    writer.writerow([b.benchmark, b.version, r.label, r.runs, r.published,
-                                     r.chance, m, f"{v.mean:.6f}",
-                                     "" if v.low is None else f"{v.low:.6f}",
-                                     "" if v.high is None else f"{v.high:.6f}",
-                                     "" if std is None else f"{std:.6f}",
-                                     "" if r.seconds is None else f"{r.seconds:.1f}"])
+                    writer.writerow(
+                        [
+                            b.benchmark,
+                            b.version,
+                            r.label,
+                            r.runs,
+                            r.published,
+                            r.chance,
+                            m,
+                            f"{v.mean:.6f}",
+                            "" if v.low is None else f"{v.low:.6f}",
+                            "" if v.high is None else f"{v.high:.6f}",
+                            "" if std is None else f"{std:.6f}",
+                            "" if r.seconds is None else f"{r.seconds:.1f}",
+                        ]
+                    )
     return buffer.getvalue()
 
 
@@ -117,8 +180,14 @@ def _render_rich(boards: list[Board]) -> str:
             table.add_column(m, justify="right")
         table.add_column("time", justify="right")
         for r in b.rows:
-            table.add_row(escape(r.label), str(r.runs or ""),
-                          *_cells(b, r, ("[bold]", "[/bold]")), _time(r),
-                          style=None if r.measured else "dim")
+            table.add_row(
+                escape(r.label),
+                str(r.runs or ""),
+                *_cells(b, r, ("[bold]", "[/bold]")),
+                _time(r),
+                style=None if r.measured else "dim",
+            )
         console.print(table)
+        if b.duplicates:
+            console.print(repeats_note(b), style="dim")
     return console.export_text(styles=True)

@@ -53,6 +53,7 @@ class ToyDataset(SBIRDataset):
 
     name: ClassVar[str] = "toy"
     Config = ToyConfig
+    config: ToyConfig
 
     def __init__(self, config: ToyConfig) -> None:
         super().__init__(config)

@@ -38,8 +38,10 @@ def train_transform(kind: str, spec: InputSpec) -> Callable:
             T.RandomSolarize(threshold=128, p=0.2),
         ]
     elif kind == "basic":
-        steps = [T.RandomResizedCrop(size, scale=(0.5, 1.0), interpolation=resize, antialias=True),
-                 T.RandomHorizontalFlip()]
+        steps = [
+            T.RandomResizedCrop(size, scale=(0.5, 1.0), interpolation=resize, antialias=True),
+            T.RandomHorizontalFlip(),
+        ]
     elif kind == "none":
         steps = [T.Resize((size, size), interpolation=resize, antialias=True)]
     else:
@@ -49,11 +51,17 @@ def train_transform(kind: str, spec: InputSpec) -> Callable:
 
 def eval_transform(spec: InputSpec) -> Callable:
     """Resize to ``size x size`` (the TVT/PSKD evaluation transform), then normalise."""
-    return T.Compose([T.ToImage(),
-                      T.Resize((spec.size, spec.size),
-                               interpolation=InterpolationMode(spec.interpolation),
-                               antialias=spec.antialias),
-                      *_finish(spec.mean, spec.std)])
+    return T.Compose(
+        [
+            T.ToImage(),
+            T.Resize(
+                (spec.size, spec.size),
+                interpolation=InterpolationMode(spec.interpolation),
+                antialias=spec.antialias,
+            ),
+            *_finish(spec.mean, spec.std),
+        ]
+    )
 
 
 def describe(transform: Callable) -> str:

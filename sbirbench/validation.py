@@ -24,8 +24,10 @@ class ValidationView(SBIRDataset):
         super().__init__(dataset.config)
         seen = list(dataset.seen_classes)
         if not 0 < count < len(seen):
-            raise UserError(f"dataset.validation_classes={count}: must be between 1 and "
-                            f"{len(seen) - 1} (the data set has {len(seen)} seen classes)")
+            raise UserError(
+                f"dataset.validation_classes={count}: must be between 1 and "
+                f"{len(seen) - 1} (the data set has {len(seen)} seen classes)"
+            )
         self.inner = dataset
         self.name = dataset.name  # type: ignore[misc]
         held = set(random.Random(seed).sample(range(len(seen)), count))
@@ -37,8 +39,9 @@ class ValidationView(SBIRDataset):
             source = dataset.items("train", modality)
             for subset, labels in (("train", self._train), ("test", self._test)):
                 new = {old: i for i, old in enumerate(labels)}
-                self._items[(subset, modality)] = [(ref, new[label]) for ref, label in source
-                                                   if label in new]
+                self._items[(subset, modality)] = [
+                    (ref, new[label]) for ref, label in source if label in new
+                ]
 
     @property
     def split(self) -> str:
@@ -59,9 +62,14 @@ class ValidationView(SBIRDataset):
         return self.inner.open(ref, modality)
 
     def describe(self) -> dict[str, Any]:
-        return {**self.inner.describe(),
-                "validation": {"held_out": self.unseen_classes, "seed": self._seed,
-                               "note": "seen classes as the test set; unseen classes unused"}}
+        return {
+            **self.inner.describe(),
+            "validation": {
+                "held_out": self.unseen_classes,
+                "seed": self._seed,
+                "note": "seen classes as the test set; unseen classes unused",
+            },
+        }
 
 
 def apply_validation(dataset: SBIRDataset) -> SBIRDataset:

@@ -13,8 +13,16 @@ from pathlib import Path
 from sbirbench.cli import main
 
 #: 15 seen classes x 8 images: 15 steps of 8 photos per epoch; 5 x 8 test images.
-SMALL = ["--set", "dataset.sketches_per_class=8", "--set", "dataset.photos_per_class=8",
-         "--batch-size", "8", "--log-format", "quiet"]
+SMALL = [
+    "--set",
+    "dataset.sketches_per_class=8",
+    "--set",
+    "dataset.photos_per_class=8",
+    "--batch-size",
+    "8",
+    "--log-format",
+    "quiet",
+]
 
 
 @dataclass
@@ -40,8 +48,13 @@ def invoke(capsys, *args: str) -> Outcome:
 
 def spawn(*args: str, env: dict | None = None, timeout: float = 300) -> Outcome:
     """``python -m sbirbench ARGS`` as a subprocess."""
-    proc = subprocess.run([sys.executable, "-m", "sbirbench", *args], capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    proc = subprocess.run(
+        [sys.executable, "-m", "sbirbench", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
     return Outcome(proc.returncode, proc.stdout, proc.stderr)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -9,6 +10,32 @@ import pytest
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SKETCHY_MINI = SHARED / "data" / "sketchy-mini"
+SCHEMA_FILE = Path(__file__).resolve().parents[1] / "docs" / "result.schema.json"
+
+
+@pytest.fixture(scope="session")
+def result_validator():
+    """A JSON Schema validator of docs/result.schema.json."""
+    import jsonschema
+
+    schema = json.loads(SCHEMA_FILE.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+@pytest.fixture(autouse=True)
+def _results_follow_the_schema(tmp_path: Path, result_validator):
+    """Every result a test writes (result.json, eval-*.json) is validated against the
+    schema after the test."""
+    yield
+    for path in [*tmp_path.rglob("result.json"), *tmp_path.rglob("eval-*.json")]:
+        if path.name.endswith(".per_query.json"):
+            continue
+        data = json.loads(path.read_text())
+        if data.get("schema") != 2:  # hand-written older or broken files of tests
+            continue
+        errors = sorted(result_validator.iter_errors(data), key=lambda e: list(e.path))
+        assert not errors, f"{path}: {errors[0].message} at {list(errors[0].path)}"
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -35,8 +35,14 @@ def classes_for(dataset: str, split: str) -> tuple[list[str], list[str]]:
     return seen, unseen
 
 
-def folder_tree(root: Path, sketch_dir: str, photo_dirs: list[str], classes: list[str],
-                rename=lambda c: c, per_class: int = 1) -> None:
+def folder_tree(
+    root: Path,
+    sketch_dir: str,
+    photo_dirs: list[str],
+    classes: list[str],
+    rename=lambda c: c,
+    per_class: int = 1,
+) -> None:
     for cls in classes:
         for i in range(per_class):
             image(root / sketch_dir / rename(cls) / f"s{i}.png", "L")
@@ -44,8 +50,15 @@ def folder_tree(root: Path, sketch_dir: str, photo_dirs: list[str], classes: lis
                 image(root / photo_dir / rename(cls) / f"p{i}-{photo_dir.replace('/', '_')}.jpg")
 
 
-def file_list_tree(root: Path, folder: str, seen: list[str], unseen: list[str],
-                   sketch_list: str, photo_list: str, with_train: bool = True) -> None:
+def file_list_tree(
+    root: Path,
+    folder: str,
+    seen: list[str],
+    unseen: list[str],
+    sketch_list: str,
+    photo_list: str,
+    with_train: bool = True,
+) -> None:
     """SAKE/ZSE-SBIR: <root>/<folder>/cname_cid*.txt and *_filelist_{train,zero}.txt;
     paths relative to <root>."""
     split = root / folder

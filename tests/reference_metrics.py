@@ -48,8 +48,9 @@ def sklearn_like_ap(scores: np.ndarray, relevant: np.ndarray, top: int | None = 
     return total / min(cut, positives)
 
 
-def shared_tie_metric(scores: np.ndarray, relevant: np.ndarray, kind: str, top: int | None,
-                      ap: str) -> float:
+def shared_tie_metric(
+    scores: np.ndarray, relevant: np.ndarray, kind: str, top: int | None, ap: str
+) -> float:
     """One metric with tied scores as one block (a loop over the distinct scores): a cut
     inside a block keeps that fraction of it; precision at the block's end or the cut."""
     n, positives = len(scores), int(relevant.sum())
@@ -72,8 +73,14 @@ def shared_tie_metric(scores: np.ndarray, relevant: np.ndarray, kind: str, top: 
     return float(np.dot(weights, precisions)) / min(cut, positives)
 
 
-def reference_metrics(scores: np.ndarray, query_labels: np.ndarray, gallery_labels: np.ndarray,
-                      metrics: list[str], ap: str, ties: str = "shared") -> dict[str, np.ndarray]:
+def reference_metrics(
+    scores: np.ndarray,
+    query_labels: np.ndarray,
+    gallery_labels: np.ndarray,
+    metrics: list[str],
+    ap: str,
+    ties: str = "shared",
+) -> dict[str, np.ndarray]:
     """Per-query values of every metric, by looping over queries (NaN: no positives).
     ``ties``: "shared" (tied scores form blocks) or "index" (a stable sort's order)."""
     out = {m: np.full(len(scores), np.nan) for m in metrics}
@@ -84,8 +91,9 @@ def reference_metrics(scores: np.ndarray, query_labels: np.ndarray, gallery_labe
         if ties == "shared":
             for m in metrics:
                 kind, _, k = m.partition("@")
-                out[m][i] = shared_tie_metric(row, relevant, kind, None if k == "all" else int(k),
-                                              ap)
+                out[m][i] = shared_tie_metric(
+                    row, relevant, kind, None if k == "all" else int(k), ap
+                )
             continue
         order = np.argsort(-row, kind="stable")  # ties: lower gallery index first
         ranked = relevant[order]

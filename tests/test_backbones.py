@@ -9,11 +9,11 @@ import pytest
 import timm
 import torch
 
-from sbirbench.backbones import weights as weights_module
 from sbirbench.backbones.timm_adapter import TimmBackbone, TimmConfig, TimmTiny
 from sbirbench.backbones.vit_tokens import VitTokens, VitTokensTiny, VitTokensTinyConfig
 from sbirbench.errors import UserError
 from sbirbench.interfaces import Backbone
+from sbirbench.weights import hub as weights_module
 
 TINY = dict(patch_size=8, embed_dim=64, depth=2, num_heads=2)
 
@@ -25,8 +25,13 @@ def tiny_vit(**changes) -> VitTokens:
 def plain_vit(img_size=64, patch_size=8) -> torch.nn.Module:
     """A class-token ViT of the same width, as timm or DINO would save it."""
     torch.manual_seed(0)
-    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0,
-                              img_size=img_size, **{**TINY, "patch_size": patch_size})
+    model = timm.create_model(
+        "vit_tiny_patch16_224",
+        pretrained=False,
+        num_classes=0,
+        img_size=img_size,
+        **{**TINY, "patch_size": patch_size},
+    )
     with torch.no_grad():
         model.cls_token.normal_()
         model.pos_embed.normal_()
@@ -36,8 +41,9 @@ def plain_vit(img_size=64, patch_size=8) -> torch.nn.Module:
 @pytest.mark.parametrize(("img", "patch", "tokens"), [(64, 8, 2), (32, 8, 1), (96, 16, 3)])
 def test_token_shapes_and_names(img, patch, tokens):
     names = ("distillation", "fusion", "extra")[:tokens] if tokens > 1 else ("fusion",)
-    model = tiny_vit(img_size=img, patch_size=patch, token_num=tokens, token_names=names,
-                     patch_tokens=True)
+    model = tiny_vit(
+        img_size=img, patch_size=patch, token_num=tokens, token_names=names, patch_tokens=True
+    )
     assert isinstance(model, Backbone)
     out = model(torch.rand(2, 3, img, img))
     assert list(out) == [*names, "patch_tokens"]
@@ -106,21 +112,33 @@ def test_safetensors_file(tmp_path):
     from safetensors.torch import save_file
 
     source = plain_vit()
-    save_file({k: v.contiguous() for k, v in source.state_dict().items()},
-              str(tmp_path / "vit.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in source.state_dict().items()},
+        str(tmp_path / "vit.safetensors"),
+    )
     model = tiny_vit(weights=str(tmp_path / "vit.safetensors"))
     assert torch.equal(model.vit.reg_token[0, 0], source.cls_token[0, 0])
 
 
 def test_mismatched_checkpoints_are_errors_never_partial_loads(tmp_path):
-    wide = timm.create_model("vit_tiny_patch16_224", num_classes=0, img_size=64, patch_size=8,
-                             embed_dim=96, depth=2, num_heads=2)
+    wide = timm.create_model(
+        "vit_tiny_patch16_224",
+        num_classes=0,
+        img_size=64,
+        patch_size=8,
+        embed_dim=96,
+        depth=2,
+        num_heads=2,
+    )
     torch.save(wide.state_dict(), tmp_path / "wide.pth")
     with pytest.raises(UserError, match=r"differ in shape \('.*' is \(.*96.*\) in the file"):
         tiny_vit(weights=str(tmp_path / "wide.pth"))
     torch.save({"encoder.weight": torch.zeros(3)}, tmp_path / "other.pth")
-    with pytest.raises(UserError, match=r"missing from the file: \d+ .*unexpected in the file: "
-                                        r"1 \(encoder.weight\)"):
+    with pytest.raises(
+        UserError,
+        match=r"missing from the file: \d+ .*unexpected in the file: "
+        r"1 \(encoder.weight\)",
+    ):
         tiny_vit(weights=str(tmp_path / "other.pth"))
     partial = {k: v for k, v in plain_vit().state_dict().items() if not k.startswith("blocks.1")}
     torch.save(partial, tmp_path / "partial.pth")
@@ -130,8 +148,9 @@ def test_mismatched_checkpoints_are_errors_never_partial_loads(tmp_path):
     assert "\n" not in str(info.value)
     extra = {**plain_vit().state_dict(), "fc_norm.weight": torch.ones(64)}
     torch.save(extra, tmp_path / "extra.pth")
-    with pytest.raises(UserError, match="unexpected in the file: 1 \\(fc_norm.weight\\).*"
-                                        "weights_ignore"):
+    with pytest.raises(
+        UserError, match="unexpected in the file: 1 \\(fc_norm.weight\\).*weights_ignore"
+    ):
         tiny_vit(weights=str(tmp_path / "extra.pth"))
     report = tiny_vit(weights=str(tmp_path / "extra.pth"), weights_ignore=("fc_norm.",))
     assert report.weights_report.dropped == {"fc_norm.weight": "weights_ignore"}
@@ -151,10 +170,14 @@ def test_weights_only_loading_refuses_pickled_objects(tmp_path):
         tiny_vit(weights=str(path))
     # a DINO training checkpoint's argparse.Namespace is the one object allowed
     source = plain_vit()
-    torch.save({"teacher": source.state_dict(), "args": argparse.Namespace(arch="vit_small")},
-               tmp_path / "dino_full.pth")
-    assert torch.equal(tiny_vit(weights=str(tmp_path / "dino_full.pth")).vit.reg_token[0, 0],
-                       source.cls_token[0, 0])
+    torch.save(
+        {"teacher": source.state_dict(), "args": argparse.Namespace(arch="vit_small")},
+        tmp_path / "dino_full.pth",
+    )
+    assert torch.equal(
+        tiny_vit(weights=str(tmp_path / "dino_full.pth")).vit.reg_token[0, 0],
+        source.cls_token[0, 0],
+    )
 
 
 def test_pretrained_offline_is_one_clear_line(monkeypatch):
@@ -183,8 +206,10 @@ def test_timm_adapter_on_two_families(name):
 
 def test_timm_adapter_loads_a_weights_file(tmp_path):
     source = TimmTiny(TimmTiny.Config()).eval()
-    torch.save({"state_dict": {f"module.{k}": v for k, v in source.model.state_dict().items()}},
-               tmp_path / "cnn.pth")
+    torch.save(
+        {"state_dict": {f"module.{k}": v for k, v in source.model.state_dict().items()}},
+        tmp_path / "cnn.pth",
+    )
     loaded = TimmTiny(TimmTiny.Config(weights=str(tmp_path / "cnn.pth"))).eval()
     images = torch.rand(2, 3, 64, 64)
     with torch.no_grad():

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from sbirbench.distributed import Context
-from sbirbench.evaluate import embed
 from sbirbench.interfaces import BackboneSpec, MethodSetup
 from sbirbench.methods.kd import kd_loss
 from sbirbench.methods.pretrained import Pretrained, PretrainedConfig
 from sbirbench.methods.triplet import hard_triplet_loss
+from sbirbench.pipeline.embedding import embed
 from sbirbench.testing import ToyConfig, ToyDataset
 
 from .cli_helpers import SMALL, invoke, only_run
@@ -43,13 +43,15 @@ def test_semi_hard_triplet_loss_by_hand():
     #           positive at 0 -> nearest farther negative 1.0, 0 - 1 + 0.5 < 0
     # anchor 1: positive at 2.0 -> no negative farther, the nearest one (0.632);
     #           positive (0,0) at 1.0 -> nearest farther negative (1,0) at 1.414
-    expected = ((d_06_08 - 1.0 + 0.5) + 0.0 + (2.0 - math.sqrt(0.4) + 0.5)
-                + (1.0 - root2 + 0.5)) / 4
+    expected = (
+        (d_06_08 - 1.0 + 0.5) + 0.0 + (2.0 - math.sqrt(0.4) + 0.5) + (1.0 - root2 + 0.5)
+    ) / 4
     loss = hard_triplet_loss(anchors, torch.tensor([0, 1]), others, labels, 0.5, "semi-hard")
     assert loss.item() == pytest.approx(expected, rel=1e-5)
     batch_hard = hard_triplet_loss(anchors, torch.tensor([0, 1]), others, labels, 0.5)
-    assert batch_hard.item() == pytest.approx(((d_06_08 - 1.0 + 0.5)
-                                               + (2.0 - math.sqrt(0.4) + 0.5)) / 2, rel=1e-5)
+    assert batch_hard.item() == pytest.approx(
+        ((d_06_08 - 1.0 + 0.5) + (2.0 - math.sqrt(0.4) + 0.5)) / 2, rel=1e-5
+    )
 
 
 def test_kd_loss_is_t_squared_kl_by_hand():
@@ -86,14 +88,30 @@ def test_pretrained_gives_exactly_the_backbone_features():
     torch.testing.assert_close(features.features, direct, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize(("method", "stages"), [
-    ("pretrained", set()), ("ce", {"train"}), ("triplet", {"train"}),
-    ("kd", {"teacher", "student"}),
-])
+@pytest.mark.parametrize(
+    ("method", "stages"),
+    [
+        ("pretrained", set()),
+        ("ce", {"train"}),
+        ("triplet", {"train"}),
+        ("kd", {"teacher", "student"}),
+    ],
+)
 def test_each_baseline_trains_on_synthetic_and_writes_a_result(tmp_path, capsys, method, stages):
     extra = ["--set", "teacher_epochs=1"] if method == "kd" else []
-    outcome = invoke(capsys, "run", method, "--dataset", "synthetic", "--out", str(tmp_path),
-                     "--epochs", "1", *SMALL, *extra)
+    outcome = invoke(
+        capsys,
+        "run",
+        method,
+        "--dataset",
+        "synthetic",
+        "--out",
+        str(tmp_path),
+        "--epochs",
+        "1",
+        *SMALL,
+        *extra,
+    )
     assert outcome.code == 0, outcome.err
     result = json.loads((only_run(tmp_path, method=method) / "result.json").read_text())
     assert result["method"] == method and set(result["wall_time"]["stages"]) == stages

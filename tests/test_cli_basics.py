@@ -53,11 +53,13 @@ def test_help_does_not_import_torch_or_timm():
 
 
 def test_real_subprocess_errors_are_one_line():
-    ok = subprocess.run([sys.executable, "-m", "sbirbench", "list", "datasets"],
-                        capture_output=True, text=True)
+    ok = subprocess.run(
+        [sys.executable, "-m", "sbirbench", "list", "datasets"], capture_output=True, text=True
+    )
     assert ok.returncode == 0 and "synthetic" in ok.stdout
-    bad = subprocess.run([sys.executable, "-m", "sbirbench", "list", "gizmos"],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "sbirbench", "list", "gizmos"], capture_output=True, text=True
+    )
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr and "Invalid value" in bad.stderr
     assert bad.stderr.strip().count("\n") == 0, bad.stderr
@@ -68,8 +70,10 @@ def test_errors_from_loader_workers_keep_their_own_message():
     from sbirbench.cli import one_line
     from sbirbench.errors import UserError
 
-    wrapped = UserError("Caught UnreadableImage in DataLoader worker process 0.\n"
-                        "Original Traceback (most recent call last):\n  File ...\n"
-                        "sbirbench.data.UnreadableImage: unreadable image /d/x.png: truncated\n")
+    wrapped = UserError(
+        "Caught UnreadableImage in DataLoader worker process 0.\n"
+        "Original Traceback (most recent call last):\n  File ...\n"
+        "sbirbench.data.UnreadableImage: unreadable image /d/x.png: truncated\n"
+    )
     assert one_line(wrapped) == "unreadable image /d/x.png: truncated"
     assert one_line(UserError("plain message\nsecond")) == "plain message"

@@ -20,9 +20,19 @@ class Example:
 
 
 def test_strings_are_parsed_to_field_types():
-    cfg = build_config(Example, {"epochs": "7", "lr": "1e-3", "ila": "false", "combine": "add",
-                                 "teacher": "none", "clip": "null", "names": "x, y,z"},
-                       what="method t")
+    cfg = build_config(
+        Example,
+        {
+            "epochs": "7",
+            "lr": "1e-3",
+            "ila": "false",
+            "combine": "add",
+            "teacher": "none",
+            "clip": "null",
+            "names": "x, y,z",
+        },
+        what="method t",
+    )
     assert cfg == Example(7, 1e-3, False, "add", None, None, ("x", "y", "z"))
 
 
@@ -34,12 +44,15 @@ def test_typed_values_are_checked_too():
         build_config(Example, {"ila": "maybe"}, what="m")
 
 
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("epochs", "ten", "epochs='ten' is not valid: expected an integer"),
-    ("lr", "fast", "expected a number"),
-    ("combine", "divide", "expected one of 'multiply', 'add'"),
-    ("epochs", "True", "expected an integer"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("epochs", "ten", "epochs='ten' is not valid: expected an integer"),
+        ("lr", "fast", "expected a number"),
+        ("combine", "divide", "expected one of 'multiply', 'add'"),
+        ("epochs", "True", "expected an integer"),
+    ],
+)
 def test_bad_values_give_one_line(key, value, message):
     with pytest.raises(ConfigError, match=message) as info:
         build_config(Example, {key: value}, what="method pskd")
@@ -56,8 +69,9 @@ def test_unknown_key_lists_valid_keys():
 
 
 def test_overrides_are_split_by_namespace():
-    parts = split_overrides(["epochs=3", "backbone.pretrained=true", "dataset.on_corrupt=error",
-                             "a.b=1"])
+    parts = split_overrides(
+        ["epochs=3", "backbone.pretrained=true", "dataset.on_corrupt=error", "a.b=1"]
+    )
     assert parts[""] == {"epochs": "3", "a.b": "1"}
     assert parts["backbone"] == {"pretrained": "true"}
     assert parts["dataset"] == {"on_corrupt": "error"}

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import sbirbench
-from sbirbench import engine
 from sbirbench.interfaces import Stage, StageSettings, TrainConfig
+from sbirbench.pipeline.trainer import trainer as trainer_module
 from sbirbench.testing import registered_plugin
 
 from .cli_helpers import SMALL, invoke, only_run, spawn
@@ -25,20 +25,35 @@ def states_equal(a: dict, b: dict) -> bool:
 
 
 def test_end_to_end_run_writes_a_complete_result(tmp_path, capsys):
-    outcome = invoke(capsys, "run", "ce", "--dataset", "synthetic", "--out", str(tmp_path),
-                     "--epochs", "2", *SMALL)
+    outcome = invoke(
+        capsys,
+        "run",
+        "ce",
+        "--dataset",
+        "synthetic",
+        "--out",
+        str(tmp_path),
+        "--epochs",
+        "2",
+        *SMALL,
+    )
     assert outcome.code == 0, outcome.err
     run = only_run(tmp_path)
     result = json.loads((run / "result.json").read_text())
-    assert result["schema"] == 1 and result["run_id"] == run.name
+    assert result["schema"] == 2 and result["kind"] == "run" and result["run_id"] == run.name
     assert (result["method"], result["dataset"], result["split"], result["benchmark"]) == (
-        "ce", "synthetic", "default", "synthetic")
+        "ce",
+        "synthetic",
+        "default",
+        "synthetic",
+    )
     assert result["benchmark_version"] == 1 and result["backbone"] == "timm_tiny"
     assert result["preset"] == "cpu-smoke" and result["seed"] == 0
     assert set(result["metrics"]) == {"map@all", "prec@100", "map@200", "prec@200"}
     assert all(0 <= v <= 1 for v in result["metrics"].values())
     assert sorted(result["per_class_ap"]) == sorted(
-        ["circle_antennae", "square_legs", "triangle_handle", "star_wheels", "hexagon_antennae"])
+        ["circle_antennae", "square_legs", "triangle_handle", "star_wheels", "hexagon_antennae"]
+    )
     assert result["conventions"]["ap"] == "interpolated"
     assert result["queries"] == 40 and result["gallery"] == 40
     assert result["queries_without_positives"] == 0
@@ -49,8 +64,13 @@ def test_end_to_end_run_writes_a_complete_result(tmp_path, capsys):
     assert "git_commit" in result and result["devices"][0].startswith("cpu")
     assert set(result["wall_time"]) == {"stages", "training", "evaluation", "total"}
     assert result["images_per_second"]["train"] > 0
-    for name in ("config.json", "log.txt", "checkpoint.pt", "checkpoints/last.pt",
-                 "stages/train.pt"):
+    for name in (
+        "config.json",
+        "log.txt",
+        "checkpoint.pt",
+        "checkpoints/last.pt",
+        "stages/train.pt",
+    ):
         assert (run / name).is_file(), name
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2]
@@ -59,8 +79,7 @@ def test_end_to_end_run_writes_a_complete_result(tmp_path, capsys):
 
 
 def test_rerun_with_resume_of_a_finished_run_returns_its_result(tmp_path, capsys):
-    args = ["run", "ce", "--dataset", "synthetic", "--out", str(tmp_path), "--epochs", "1",
-            *SMALL]
+    args = ["run", "ce", "--dataset", "synthetic", "--out", str(tmp_path), "--epochs", "1", *SMALL]
     assert invoke(capsys, *args).code == 0
     first = json.loads((only_run(tmp_path) / "result.json").read_text())
     again = invoke(capsys, *args, "--resume", "--log-format", "jsonl")
@@ -90,12 +109,11 @@ class StopAfter:
 
 
 @pytest.mark.parametrize("stop_after", [15, 22])  # the end of epoch 1; mid-epoch 2
-def test_interrupt_and_resume_match_an_uninterrupted_run(tmp_path, capsys, monkeypatch,
-                                                         stop_after):
+def test_interrupt_and_resume_match_an_uninterrupted_run(tmp_path, capsys, monkeypatch, stop_after):
     args = ["run", "ce", "--dataset", "synthetic", "--epochs", "3", *SMALL]
     assert invoke(capsys, *args, "--out", str(tmp_path / "whole")).code == 0
 
-    monkeypatch.setattr(engine, "_StopFlag", StopAfter)
+    monkeypatch.setattr(trainer_module, "StopFlag", StopAfter)
     StopAfter.steps = stop_after
     stopped = invoke(capsys, *args, "--out", str(tmp_path / "split"))
     assert stopped.code == 130
@@ -118,10 +136,25 @@ def test_interrupt_and_resume_match_an_uninterrupted_run(tmp_path, capsys, monke
 
 @pytest.mark.slow
 def test_ctrl_c_saves_and_resume_finishes(tmp_path):
-    args = ["run", "ce", "--dataset", "synthetic", "--out", str(tmp_path), "--epochs", "4",
-            *SMALL[:-2], "--log-format", "jsonl"]
-    proc = subprocess.Popen([sys.executable, "-m", "sbirbench", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    args = [
+        "run",
+        "ce",
+        "--dataset",
+        "synthetic",
+        "--out",
+        str(tmp_path),
+        "--epochs",
+        "4",
+        *SMALL[:-2],
+        "--log-format",
+        "jsonl",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sbirbench", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for line in proc.stdout:
         if '"event": "epoch"' in line:
             proc.send_signal(signal.SIGINT)
@@ -168,8 +201,7 @@ class NanMethod(sbirbench.interfaces.Method):
 
     def stages(self):
         settings = StageSettings.from_config(self.config, skt_factor=0, augment="none")
-        return [Stage("probe", {"backbone": self.backbone, "head": self.head}, self.step,
-                      settings)]
+        return [Stage("probe", {"backbone": self.backbone, "head": self.head}, self.step, settings)]
 
     def model(self):
         return self.backbone
@@ -186,8 +218,9 @@ class NanPlugin:
 
 def test_non_finite_loss_stops_with_the_step_and_loss_parts(tmp_path, capsys, fresh_plugins):
     with registered_plugin(NanPlugin(), "nan-plugin"):
-        outcome = invoke(capsys, "run", "nan-probe", "--dataset", "synthetic", "--out",
-                         str(tmp_path), *SMALL)
+        outcome = invoke(
+            capsys, "run", "nan-probe", "--dataset", "synthetic", "--out", str(tmp_path), *SMALL
+        )
     assert outcome.code == 1
     line = outcome.err.strip()
     assert "\n" not in line and "Traceback" not in line
@@ -205,14 +238,36 @@ def test_two_process_gloo_run_equals_single_process_evaluation(tmp_path):
     # One thread and one image per forward pass in both, so features are bitwise equal and
     # any difference would come from sharding or gathering.
     same_numerics = {"OMP_NUM_THREADS": "1"}
-    outcome = spawn("run", "ce", "--dataset", "synthetic", "--out", str(tmp_path), "--epochs",
-                    "1", "--nproc", "2", "--eval-batch-size", "1", *SMALL, env=same_numerics)
+    outcome = spawn(
+        "run",
+        "ce",
+        "--dataset",
+        "synthetic",
+        "--out",
+        str(tmp_path),
+        "--epochs",
+        "1",
+        "--nproc",
+        "2",
+        "--eval-batch-size",
+        "1",
+        *SMALL,
+        env=same_numerics,
+    )
     assert outcome.code == 0, outcome.err
     run = only_run(tmp_path)
     result = json.loads((run / "result.json").read_text())
     assert result["world_size"] == 2
-    evaluated = spawn("eval", str(run), "--log-format", "quiet", "--no-cache", "--batch-size",
-                      "1", env=same_numerics)
+    evaluated = spawn(
+        "eval",
+        str(run),
+        "--log-format",
+        "quiet",
+        "--no-cache",
+        "--batch-size",
+        "1",
+        env=same_numerics,
+    )
     assert evaluated.code == 0, evaluated.err
     single = json.loads((run / "eval-synthetic.json").read_text())
     assert single["world_size"] == 1
@@ -220,33 +275,51 @@ def test_two_process_gloo_run_equals_single_process_evaluation(tmp_path):
         assert single["metrics"][metric] == pytest.approx(value, abs=1e-12)
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["run", "cee", "--dataset", "synthetic"], "unknown method 'cee'; did you mean 'ce'?"),
-    (["run", "ce", "--dataset", "synthetc"], "unknown dataset 'synthetc'; did you mean"),
-    (["run", "ce", "--dataset", "synthetic", "--set", "epoch=3"], "unknown key 'epoch' for "
-                                                                    "method ce; valid keys:"),
-    (["run", "ce", "--dataset", "synthetic", "--set", "lr=fast"], "lr='fast' is not valid"),
-    (["run", "ce", "--dataset", "synthetic", "--set", "backbone.depth=2"],
-     "unknown key 'depth' for backbone timm_tiny"),
-    (["run", "ce", "--dataset", "synthetic", "--preset", "huge"], "has no preset 'huge'"),
-    (["run", "ce"], "name a data set (--dataset NAME) or a benchmark"),
-    (["run", "ce", "--benchmark", "tuberlin-31"], "unknown benchmark 'tuberlin-31'"),
-    (["run", "ce", "--dataset", "synthetic", "--split", "zeroshot"], "has the splits default"),
-    (["run", "ce", "--dataset", "synthetic", "--batch-size", "4096"], "too large for"),
-    (["run", "ce", "--dataset", "sketchy", "--data-root", "/nonexistent"],
-     "data root /nonexistent does not exist"),
-    (["run", "ce", "--dataset", "synthetic", "--batch-size", "0"], "batch_size=0: must be at "
-                                                                    "least 1"),
-    (["run", "ce", "--dataset", "synthetic", "--set", "lr=-1"], "lr=-1.0: must be positive"),
-    (["run", "kd", "--dataset", "synthetic", "--set", "teacher_accum_steps=3"],
-     "teacher stage settings: batch_size 32 is not a multiple of accum_steps 3"),
-    (["run", "pskd", "--dataset", "synthetic", "--set", "embed=bogus"], "embed=bogus: expected"),
-    (["run", "pskd", "--dataset", "synthetic", "--set", "teacher_checkpoint=/nope.pt"],
-     "checkpoint not found: /nope.pt"),
-    (["run", "ce", "--dataset", "synthetic", "--epochs", "x"], "'x' is not a valid integer"),
-    (["eval", "/nonexistent/checkpoint.pt"], "checkpoint not found"),
-    (["leaderboard", "--runs", "/nonexistent"], "no results folder"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "cee", "--dataset", "synthetic"], "unknown method 'cee'; did you mean 'ce'?"),
+        (["run", "ce", "--dataset", "synthetc"], "unknown dataset 'synthetc'; did you mean"),
+        (
+            ["run", "ce", "--dataset", "synthetic", "--set", "epoch=3"],
+            "unknown key 'epoch' for method ce; valid keys:",
+        ),
+        (["run", "ce", "--dataset", "synthetic", "--set", "lr=fast"], "lr='fast' is not valid"),
+        (
+            ["run", "ce", "--dataset", "synthetic", "--set", "backbone.depth=2"],
+            "unknown key 'depth' for backbone timm_tiny",
+        ),
+        (["run", "ce", "--dataset", "synthetic", "--preset", "huge"], "has no preset 'huge'"),
+        (["run", "ce"], "name a data set (--dataset NAME) or a benchmark"),
+        (["run", "ce", "--benchmark", "tuberlin-31"], "unknown benchmark 'tuberlin-31'"),
+        (["run", "ce", "--dataset", "synthetic", "--split", "zeroshot"], "has the splits default"),
+        (["run", "ce", "--dataset", "synthetic", "--batch-size", "4096"], "too large for"),
+        (
+            ["run", "ce", "--dataset", "sketchy", "--data-root", "/nonexistent"],
+            "data root /nonexistent does not exist",
+        ),
+        (
+            ["run", "ce", "--dataset", "synthetic", "--batch-size", "0"],
+            "batch_size=0: must be at least 1",
+        ),
+        (["run", "ce", "--dataset", "synthetic", "--set", "lr=-1"], "lr=-1.0: must be positive"),
+        (
+            ["run", "kd", "--dataset", "synthetic", "--set", "teacher_accum_steps=3"],
+            "teacher stage settings: batch_size 32 is not a multiple of accum_steps 3",
+        ),
+        (
+            ["run", "pskd", "--dataset", "synthetic", "--set", "embed=bogus"],
+            "embed=bogus: expected",
+        ),
+        (
+            ["run", "pskd", "--dataset", "synthetic", "--set", "teacher_checkpoint=/nope.pt"],
+            "checkpoint not found: /nope.pt",
+        ),
+        (["run", "ce", "--dataset", "synthetic", "--epochs", "x"], "'x' is not a valid integer"),
+        (["eval", "/nonexistent/checkpoint.pt"], "checkpoint not found"),
+        (["leaderboard", "--runs", "/nonexistent"], "no results folder"),
+    ],
+)
 def test_bad_input_is_one_line(tmp_path, capsys, args, message):
     outcome = invoke(capsys, *args, *(["--out", str(tmp_path)] if args[0] == "run" else []))
     assert outcome.code != 0
@@ -266,14 +339,29 @@ def test_a_subset_is_never_recorded_under_the_benchmark_name(tmp_path, capsys):
     from .dataset_trees import classes_for, folder_tree
 
     seen, unseen = classes_for("sketchy", "zeroshot")
-    folder_tree(tmp_path / "data", "sketch/tx_000000000000", ["photo/tx_000000000000"],
-                seen + unseen)
-    outcome = invoke(capsys, "run", "pretrained", "--benchmark", "sketchy-21", "--data-root",
-                     str(tmp_path / "data"), "--backbone", "timm_tiny", "--out",
-                     str(tmp_path / "runs"), "--log-format", "jsonl")
+    folder_tree(
+        tmp_path / "data", "sketch/tx_000000000000", ["photo/tx_000000000000"], seen + unseen
+    )
+    outcome = invoke(
+        capsys,
+        "run",
+        "pretrained",
+        "--benchmark",
+        "sketchy-21",
+        "--data-root",
+        str(tmp_path / "data"),
+        "--backbone",
+        "timm_tiny",
+        "--out",
+        str(tmp_path / "runs"),
+        "--log-format",
+        "jsonl",
+    )
     assert outcome.code == 0, outcome.err
-    assert "is not sketchy-21's (12694 x 12553); results are recorded as 'sketchy-zeroshot'" \
+    assert (
+        "is not sketchy-21's (12694 x 12553); results are recorded as 'sketchy-zeroshot'"
         in outcome.out
+    )
     assert outcome.json_lines()[-1]["benchmark"] == "sketchy-zeroshot"
     assert (tmp_path / "runs" / "sketchy-zeroshot" / "pretrained").is_dir()
     assert not (tmp_path / "runs" / "sketchy-21").exists()
@@ -281,22 +369,50 @@ def test_a_subset_is_never_recorded_under_the_benchmark_name(tmp_path, capsys):
 
 def test_non_finite_gradients_with_a_finite_loss_also_stop(tmp_path, capsys, fresh_plugins):
     with registered_plugin(NanPlugin(), "nan-plugin"):
-        outcome = invoke(capsys, "run", "nan-probe", "--dataset", "synthetic", "--out",
-                         str(tmp_path), "--set", "nan_in=gradients", *SMALL)
+        outcome = invoke(
+            capsys,
+            "run",
+            "nan-probe",
+            "--dataset",
+            "synthetic",
+            "--out",
+            str(tmp_path),
+            "--set",
+            "nan_in=gradients",
+            *SMALL,
+        )
     assert outcome.code == 1
-    assert "non-finite gradients (with a finite loss) in stage probe, epoch 2, step 5" \
-        in outcome.err
+    assert (
+        "non-finite gradients (with a finite loss) in stage probe, epoch 2, step 5" in outcome.err
+    )
 
 
 def test_eval_does_not_need_the_teacher_checkpoint_any_more(tmp_path, capsys):
     fast = ["--set", "teacher_epochs=1", "--epochs", "1", *SMALL]
-    assert invoke(capsys, "run", "pskd", "--dataset", "synthetic", "--out", str(tmp_path / "a"),
-                  *fast).code == 0
+    assert (
+        invoke(
+            capsys, "run", "pskd", "--dataset", "synthetic", "--out", str(tmp_path / "a"), *fast
+        ).code
+        == 0
+    )
     teacher = only_run(tmp_path / "a", method="pskd") / "stages" / "teacher.pt"
     moved = tmp_path / "teacher.pt"
     teacher.rename(moved)
-    assert invoke(capsys, "run", "pskd", "--dataset", "synthetic", "--out", str(tmp_path / "b"),
-                  *fast, "--set", f"teacher_checkpoint={moved}").code == 0
+    assert (
+        invoke(
+            capsys,
+            "run",
+            "pskd",
+            "--dataset",
+            "synthetic",
+            "--out",
+            str(tmp_path / "b"),
+            *fast,
+            "--set",
+            f"teacher_checkpoint={moved}",
+        ).code
+        == 0
+    )
     moved.unlink()
     run = only_run(tmp_path / "b", method="pskd")
     evaluated = invoke(capsys, "eval", str(run), "--log-format", "quiet")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sbirbench import evaluate as evaluate_module
 from sbirbench.distributed import Context, gather_by_index
-from sbirbench.evaluate import evaluate
 from sbirbench.interfaces import BackboneSpec, MethodSetup
 from sbirbench.methods.pretrained import Pretrained, PretrainedConfig
+from sbirbench.pipeline import embedding as embedding_module
+from sbirbench.pipeline.evaluation import evaluate
+from sbirbench.pipeline.resolve import Protocol
 from sbirbench.testing import ToyConfig, ToyDataset
 
 from .distributed_helpers import run_workers
@@ -58,33 +59,37 @@ def pretrained_on(dataset_cls):
     return dataset, Pretrained(PretrainedConfig(), MethodSetup(4, spec))
 
 
+def protocol(*metrics: str, hash_bits: int | None = None) -> Protocol:
+    return Protocol("toy", None, metrics or ("map@all",), hash_bits=hash_bits)
+
+
 def test_unreadable_test_images_are_dropped_and_counted():
     dataset, method = pretrained_on(BrokenToy)
-    result = evaluate(method, dataset, context=Context(), metrics=("map@all",))
+    result = evaluate(method, dataset, protocol(), context=Context()).fields()
     assert result["unreadable_images"] == 1 and result["gallery"] == 15
     assert result["queries"] == 16
 
 
 def test_features_are_cached_by_key(monkeypatch):
     dataset, method = pretrained_on(ToyDataset)
-    first = evaluate(method, dataset, context=Context(), metrics=("map@all",), cache_key="k1")
+    first = evaluate(method, dataset, protocol(), context=Context(), cache_key="k1")
 
     def no_forward(*args, **kwargs):
         raise AssertionError("features were recomputed")
 
-    monkeypatch.setattr(evaluate_module, "_forward", no_forward)
-    again = evaluate(method, dataset, context=Context(), metrics=("map@all",), cache_key="k1")
-    assert again["metrics"] == first["metrics"]
+    monkeypatch.setattr(embedding_module, "_forward", no_forward)
+    again = evaluate(method, dataset, protocol(), context=Context(), cache_key="k1")
+    assert again.metrics == first.metrics
     with pytest.raises(AssertionError, match="recomputed"):
-        evaluate(method, dataset, context=Context(), metrics=("map@all",), cache_key="k2")
+        evaluate(method, dataset, protocol(), context=Context(), cache_key="k2")
     with pytest.raises(AssertionError, match="recomputed"):  # other numerics, other entry
-        evaluate(method, dataset, context=Context(), metrics=("map@all",), cache_key="k1",
-                 precision="bf16")
+        evaluate(method, dataset, protocol(), context=Context(), cache_key="k1", precision="bf16")
 
 
 def test_hash_bits_adds_binary_results():
     dataset, method = pretrained_on(ToyDataset)
-    result = evaluate(method, dataset, context=Context(), metrics=("map@all", "prec@5"),
-                      hash_bits=16)
-    assert set(result["hashed_metrics"]) == {"map@all", "prec@5"}
-    assert result["hash"]["bits"] == 16
+    result = evaluate(
+        method, dataset, protocol("map@all", "prec@5", hash_bits=16), context=Context()
+    )
+    assert set(result.hashed_metrics) == {"map@all", "prec@5"}
+    assert result.hash["bits"] == 16

@@ -29,16 +29,37 @@ def test_metrics_on_the_gpu_equal_the_cpu(ties):
     ql, gl = rng.integers(0, 10, 300), rng.integers(0, 10, 2000)
     metrics = ("map@all", "map@200", "prec@100", "prec@200")
     cpu = retrieval_metrics(q, ql, g, gl, metrics=metrics, similarity="dot")
-    gpu = retrieval_metrics(torch.from_numpy(q).cuda(), ql, torch.from_numpy(g).cuda(), gl,
-                            metrics=metrics, similarity="dot")
+    gpu = retrieval_metrics(
+        torch.from_numpy(q).cuda(),
+        ql,
+        torch.from_numpy(g).cuda(),
+        gl,
+        metrics=metrics,
+        similarity="dot",
+    )
     for m in metrics:
         assert gpu[m] == pytest.approx(cpu[m], abs=1e-6), m
 
 
 def test_short_bf16_run_on_the_gpu(tmp_path, capsys):
-    outcome = invoke(capsys, "run", "pskd", "--dataset", "synthetic", "--out", str(tmp_path),
-                     "--device", "cuda", "--precision", "bf16", "--set", "teacher_epochs=1",
-                     "--epochs", "1", *SMALL)
+    outcome = invoke(
+        capsys,
+        "run",
+        "pskd",
+        "--dataset",
+        "synthetic",
+        "--out",
+        str(tmp_path),
+        "--device",
+        "cuda",
+        "--precision",
+        "bf16",
+        "--set",
+        "teacher_epochs=1",
+        "--epochs",
+        "1",
+        *SMALL,
+    )
     assert outcome.code == 0, outcome.err
     result = json.loads((only_run(tmp_path, method="pskd") / "result.json").read_text())
     assert result["precision"] == "bf16" and "cpu" not in result["devices"][0]

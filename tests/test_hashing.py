@@ -78,8 +78,9 @@ def test_hamming_ranking_follows_the_float_ranking(variant):
     q, ql, g, gl = clustered(noise=2.5)
     floats = retrieval_metrics(q, ql, g, gl, metrics=["map@all"], per_class=True)
     cq, cg = itq_codes(q, g, bits=32, variant=variant)
-    hashed = retrieval_metrics(cq, ql, cg, gl, metrics=["map@all"], similarity="hamming",
-                               per_class=True)
+    hashed = retrieval_metrics(
+        cq, ql, cg, gl, metrics=["map@all"], similarity="hamming", per_class=True
+    )
     assert 0.15 < floats["map@all"] < 0.95  # not trivially separable
     assert hashed["map@all"] > 0.6 * floats["map@all"]
     assert hashed["map@all"] <= floats["map@all"] + 0.05
@@ -87,8 +88,14 @@ def test_hamming_ranking_follows_the_float_ranking(variant):
     h = np.array(list(hashed["per_class"]["map@all"].values()))
     ranks = lambda x: np.argsort(np.argsort(x))  # noqa: E731
     assert np.corrcoef(ranks(f), ranks(h))[0, 1] > 0.5  # same easy and hard classes
-    shuffled = retrieval_metrics(cq, np.random.default_rng(0).permutation(ql), cg, gl,
-                                 metrics=["map@all"], similarity="hamming")
+    shuffled = retrieval_metrics(
+        cq,
+        np.random.default_rng(0).permutation(ql),
+        cg,
+        gl,
+        metrics=["map@all"],
+        similarity="hamming",
+    )
     assert shuffled["map@all"] < 0.5 * hashed["map@all"]
 
 

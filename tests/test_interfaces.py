@@ -91,13 +91,15 @@ class TinyPlugin:
 def test_plugin_backbone_and_method_follow_the_contracts(fresh_plugins):
     with registered_plugin(TinyPlugin(), "tiny") as plugins:
         factory = plugins.backbones.load("pool")
-        spec = BackboneSpec("pool", factory, build_config(factory.Config, {"width": "4"},
-                                                          what="backbone pool"))
+        spec = BackboneSpec(
+            "pool", factory, build_config(factory.Config, {"width": "4"}, what="backbone pool")
+        )
         backbone = spec.build()
         assert isinstance(backbone, Backbone) and backbone.feature_dim == 4
         method_cls = plugins.methods.load("probe")
-        config = build_config(method_cls.Config, {"epochs": "2", "skt_factor": "1"},
-                              what="method probe")
+        config = build_config(
+            method_cls.Config, {"epochs": "2", "skt_factor": "1"}, what="method probe"
+        )
         method = method_cls(config, MethodSetup(num_classes=3, backbone=spec))
         (stage,) = method.stages()
         assert stage.settings.epochs == 2 and stage.settings.skt_factor == 1

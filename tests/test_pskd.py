@@ -45,9 +45,11 @@ F = torch.tensor([[0.6, 0.8], [1.0, 0.0], [0.0, 1.0]])  # three embeddings
 def test_ila_with_every_other_sample_as_negative():
     labels = torch.tensor([0, 1, 0])  # samples 0 and 2 share class 0
     # S_ij = w_{y_i} . f_j
-    s = [[0.6, 1.0, 0.0],   # w_0 . f_j
-         [1.6, 0.0, 2.0],   # w_1 . f_j
-         [0.6, 1.0, 0.0]]   # w_0 . f_j
+    s = [
+        [0.6, 1.0, 0.0],  # w_0 . f_j
+        [1.6, 0.0, 2.0],  # w_1 . f_j
+        [0.6, 1.0, 0.0],
+    ]  # w_0 . f_j
     expected = 0.0
     for i in range(3):
         lp = log_softmax(s[i])
@@ -64,8 +66,9 @@ def test_ila_ignoring_same_class_samples():
     for i in range(3):
         lp = log_softmax(s[i])
         negatives = len(s[i]) - 1
-        expected += -sum((0.9 if j == own[i] else 0.1 / negatives) * lp[j]
-                         for j in range(len(s[i])))
+        expected += -sum(
+            (0.9 if j == own[i] else 0.1 / negatives) * lp[j] for j in range(len(s[i]))
+        )
     expected /= 3
     assert ila_loss(W, F, labels, same_class="ignore").item() == pytest.approx(expected)
     # a row with no negatives at all: the whole mass on itself, log-prob 0
@@ -87,9 +90,11 @@ def test_reconstruction_multiply_and_add():
     m = torch.tensor([[1.0, 0.2, 0.5], [0.2, 1.0, 0.1], [0.5, 0.1, 1.0]])
     label = torch.tensor([2])
     assert reconstruct_teacher(teacher, m, label, "multiply")[0].tolist() == pytest.approx(
-        [1.0, -0.1, 0.5])
+        [1.0, -0.1, 0.5]
+    )
     assert reconstruct_teacher(teacher, m, label, "add")[0].tolist() == pytest.approx(
-        [2.5, -0.9, 1.5])
+        [2.5, -0.9, 1.5]
+    )
 
 
 def test_skd_is_soft_cross_entropy_against_the_reconstructed_softmax():
@@ -151,8 +156,14 @@ def test_dino_projection_head_starts_the_fusion_mlp():
     from sbirbench.methods.heads import HeadedBackbone
 
     backbone = tiny_pskd().student.backbone
-    shapes = {"0.weight": (16, backbone.feature_dim), "0.bias": (16,), "2.weight": (16, 16),
-              "2.bias": (16,), "4.weight": (8, 16), "4.bias": (8,)}
+    shapes = {
+        "0.weight": (16, backbone.feature_dim),
+        "0.bias": (16,),
+        "2.weight": (16, 16),
+        "2.bias": (16,),
+        "4.weight": (8, 16),
+        "4.bias": (8,),
+    }
     backbone.projection_head = {k: torch.full(v, 0.5) for k, v in shapes.items()}
     net = HeadedBackbone(backbone, 4, hidden=16, out=8)
     assert torch.equal(net.head.mlp[2].weight, torch.full((16, 16), 0.5))
@@ -183,20 +194,23 @@ def test_ablation_switches():
     method = tiny_pskd(selection=False, ila=False)
     out = method.stages()[1].training_step(batch())
     parts = batch().parts()
-    expected = sum(skd_loss(method.student(x)["logits"], method.teacher(x)["logits"])
-                   for _, x, _ in parts)
+    expected = sum(
+        skd_loss(method.student(x)["logits"], method.teacher(x)["logits"]) for _, x, _ in parts
+    )
     assert out["skd"].item() == pytest.approx(expected.item(), rel=1e-5)
     weighted = tiny_pskd(skd_weight=0.5, ila_weight=0.0).stages()[1].training_step(batch())
     assert weighted["loss"].item() == pytest.approx(
-        (weighted["ce"] + 0.5 * weighted["skd"]).item(), rel=1e-6)
+        (weighted["ce"] + 0.5 * weighted["skd"]).item(), rel=1e-6
+    )
 
 
 PSKD_FAST = ["--set", "teacher_epochs=2", "--epochs", "2", *SMALL]
 
 
 def test_two_stage_run_and_a_rerun_from_the_saved_teacher(tmp_path, capsys):
-    outcome = invoke(capsys, "run", "pskd", "--dataset", "synthetic", "--out",
-                     str(tmp_path / "a"), *PSKD_FAST)
+    outcome = invoke(
+        capsys, "run", "pskd", "--dataset", "synthetic", "--out", str(tmp_path / "a"), *PSKD_FAST
+    )
     assert outcome.code == 0, outcome.err
     run = only_run(tmp_path / "a", method="pskd")
     result = json.loads((run / "result.json").read_text())
@@ -209,24 +223,64 @@ def test_two_stage_run_and_a_rerun_from_the_saved_teacher(tmp_path, capsys):
     teacher_file = run / "stages" / "teacher.pt"
     assert teacher_file.is_file() and (run / "stages" / "student.pt").is_file()
 
-    again = invoke(capsys, "run", "pskd", "--dataset", "synthetic", "--out",
-                   str(tmp_path / "b"), *PSKD_FAST, "--set", f"teacher_checkpoint={teacher_file}")
+    again = invoke(
+        capsys,
+        "run",
+        "pskd",
+        "--dataset",
+        "synthetic",
+        "--out",
+        str(tmp_path / "b"),
+        *PSKD_FAST,
+        "--set",
+        f"teacher_checkpoint={teacher_file}",
+    )
     assert again.code == 0, again.err
     rerun = json.loads((only_run(tmp_path / "b", method="pskd") / "result.json").read_text())
     assert set(rerun["wall_time"]["stages"]) == {"student"}
     assert rerun["metrics"] == result["metrics"]  # same teacher, same student run
 
-    bad = invoke(capsys, "run", "pskd", "--dataset", "synthetic", "--out", str(tmp_path / "c"),
-                 *PSKD_FAST, "--set", f"teacher_checkpoint={tmp_path / 'none.pt'}")
+    bad = invoke(
+        capsys,
+        "run",
+        "pskd",
+        "--dataset",
+        "synthetic",
+        "--out",
+        str(tmp_path / "c"),
+        *PSKD_FAST,
+        "--set",
+        f"teacher_checkpoint={tmp_path / 'none.pt'}",
+    )
     assert bad.code == 2 and "checkpoint not found" in bad.err
 
 
 @pytest.mark.slow
 def test_trained_student_beats_the_untrained_network_on_unseen_classes(tmp_path, capsys):
-    untrained = invoke(capsys, "run", "pretrained", "--dataset", "synthetic", "--backbone",
-                       "timm_tiny", "--out", str(tmp_path), "--log-format", "jsonl")
-    trained = invoke(capsys, "run", "pskd", "--dataset", "synthetic", "--out", str(tmp_path),
-                     "--log-format", "jsonl")  # the cpu-smoke preset, about 100 s
+    untrained = invoke(
+        capsys,
+        "run",
+        "pretrained",
+        "--dataset",
+        "synthetic",
+        "--backbone",
+        "timm_tiny",
+        "--out",
+        str(tmp_path),
+        "--log-format",
+        "jsonl",
+    )
+    trained = invoke(
+        capsys,
+        "run",
+        "pskd",
+        "--dataset",
+        "synthetic",
+        "--out",
+        str(tmp_path),
+        "--log-format",
+        "jsonl",
+    )  # the cpu-smoke preset, about 100 s
     assert untrained.code == 0 and trained.code == 0, trained.err
     before = untrained.json_lines()[-1]["metrics"]["map@all"]
     after = trained.json_lines()[-1]["metrics"]["map@all"]
@@ -238,21 +292,61 @@ def test_trained_student_beats_the_untrained_network_on_unseen_classes(tmp_path,
 
 def test_a_student_reuses_an_identical_teacher_from_another_run(tmp_path, capsys):
     shared = tmp_path / "shared"
-    assert invoke(capsys, "run", "pskd", "--dataset", "synthetic", "--out", str(shared),
-                  *PSKD_FAST).code == 0
-    reused = invoke(capsys, "run", "pskd", "--dataset", "synthetic", "--out", str(shared),
-                    *PSKD_FAST, "--set", "ila=false", "--log-format", "jsonl")
+    assert (
+        invoke(
+            capsys, "run", "pskd", "--dataset", "synthetic", "--out", str(shared), *PSKD_FAST
+        ).code
+        == 0
+    )
+    reused = invoke(
+        capsys,
+        "run",
+        "pskd",
+        "--dataset",
+        "synthetic",
+        "--out",
+        str(shared),
+        *PSKD_FAST,
+        "--set",
+        "ila=false",
+        "--log-format",
+        "jsonl",
+    )
     assert reused.code == 0, reused.err
     assert "stage teacher: reusing the output of" in reused.out
     result = reused.json_lines()[-1]
-    saved = json.loads((sorted((shared / "synthetic" / "pskd").iterdir())[-1] /
-                        "result.json").read_text())
+    saved = json.loads(
+        (sorted((shared / "synthetic" / "pskd").iterdir())[-1] / "result.json").read_text()
+    )
     assert list(saved["reused_stages"]) == ["teacher"]
-    alone = invoke(capsys, "run", "pskd", "--dataset", "synthetic", "--out",
-                   str(tmp_path / "alone"), *PSKD_FAST, "--set", "ila=false",
-                   "--log-format", "jsonl")
+    alone = invoke(
+        capsys,
+        "run",
+        "pskd",
+        "--dataset",
+        "synthetic",
+        "--out",
+        str(tmp_path / "alone"),
+        *PSKD_FAST,
+        "--set",
+        "ila=false",
+        "--log-format",
+        "jsonl",
+    )
     assert alone.code == 0 and "reusing" not in alone.out
     assert alone.json_lines()[-1]["metrics"] == result["metrics"]  # reuse == retraining
-    different = invoke(capsys, "run", "pskd", "--dataset", "synthetic", "--out", str(shared),
-                       *PSKD_FAST, "--set", "teacher_epochs=1", "--log-format", "jsonl")
+    different = invoke(
+        capsys,
+        "run",
+        "pskd",
+        "--dataset",
+        "synthetic",
+        "--out",
+        str(shared),
+        *PSKD_FAST,
+        "--set",
+        "teacher_epochs=1",
+        "--log-format",
+        "jsonl",
+    )
     assert "reusing" not in different.out  # another teacher configuration trains its own

@@ -46,8 +46,18 @@ def test_plugin_example_from_the_readme_works(tmp_path, monkeypatch, fresh_plugi
     from sbirbench.testing import registered_plugin
 
     with registered_plugin(module, package) as plugins:
-        assert len(next(iter(plugins.registry(k) for k in ("dataset", "method")
-                            if len(plugins.registry(k))))) >= 1
+        assert (
+            len(
+                next(
+                    iter(
+                        plugins.registry(k)
+                        for k in ("dataset", "method")
+                        if len(plugins.registry(k))
+                    )
+                )
+            )
+            >= 1
+        )
         for kind in ("dataset", "method"):
             for entry in plugins.registry(kind):
                 if entry.origin == package:
@@ -76,9 +86,26 @@ def check_example_entry(kind: str, target: type) -> None:
         from sbirbench.cli import main
 
         with tempfile.TemporaryDirectory() as out:
-            main(["run", "probe", "--dataset", "synthetic", "--epochs", "1", "--batch-size",
-                  "8", "--set", "dataset.sketches_per_class=8", "--set",
-                  "dataset.photos_per_class=8", "--out", out, "--log-format", "quiet"])
+            main(
+                [
+                    "run",
+                    "probe",
+                    "--dataset",
+                    "synthetic",
+                    "--epochs",
+                    "1",
+                    "--batch-size",
+                    "8",
+                    "--set",
+                    "dataset.sketches_per_class=8",
+                    "--set",
+                    "dataset.photos_per_class=8",
+                    "--out",
+                    out,
+                    "--log-format",
+                    "quiet",
+                ]
+            )
             (result,) = Path(out).rglob("result.json")
             assert json.loads(result.read_text())["method"] == "probe"
         return

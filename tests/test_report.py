@@ -14,8 +14,19 @@ GREEN, RED = (40, 170, 60), (220, 40, 40)
 
 
 def test_report_of_a_synthetic_run(tmp_path, capsys):
-    outcome = invoke(capsys, "run", "ce", "--dataset", "synthetic", "--out", str(tmp_path),
-                     "--epochs", "2", *SMALL, "--report")
+    outcome = invoke(
+        capsys,
+        "run",
+        "ce",
+        "--dataset",
+        "synthetic",
+        "--out",
+        str(tmp_path),
+        "--epochs",
+        "2",
+        *SMALL,
+        "--report",
+    )
     assert outcome.code == 0, outcome.err
     run = only_run(tmp_path)
     folder = run / "report"

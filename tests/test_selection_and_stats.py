@@ -24,10 +24,13 @@ def test_paired_test_finds_a_real_difference_and_not_a_fake_one():
     base = rng.random(400)
     better = base + 0.02 + rng.normal(0, 0.05, 400)
     test = paired_test(better, base)
-    assert test.p_value < 0.01 and test.low > 0 and test.difference == pytest.approx(
-        np.mean(better - base))
+    assert (
+        test.p_value < 0.01
+        and test.low > 0
+        and test.difference == pytest.approx(np.mean(better - base))
+    )
     same = paired_test(base + rng.normal(0, 0.05, 400), base)
-    assert same.p_value > 0.01 and same.low < 0 < same.high or same.p_value > 0.05
+    assert (same.p_value > 0.01 and same.low < 0 < same.high) or same.p_value > 0.05
     with pytest.raises(ValueError, match="different numbers"):
         paired_test(base, base[:-1])
 
@@ -40,8 +43,20 @@ def test_chance_level_of_a_balanced_gallery():
 
 
 def test_best_epoch_selection_is_labelled_and_reported(tmp_path, capsys):
-    outcome = invoke(capsys, "run", "ce", "--dataset", "synthetic", "--epochs", "2", *SMALL,
-                     "--out", str(tmp_path), "--select", "best-epoch")
+    outcome = invoke(
+        capsys,
+        "run",
+        "ce",
+        "--dataset",
+        "synthetic",
+        "--epochs",
+        "2",
+        *SMALL,
+        "--out",
+        str(tmp_path),
+        "--select",
+        "best-epoch",
+    )
     assert outcome.code == 0, outcome.err
     run = only_run(tmp_path)
     result = json.loads((run / "result.json").read_text())
@@ -52,8 +67,18 @@ def test_best_epoch_selection_is_labelled_and_reported(tmp_path, capsys):
     assert selection["value"] == max(values) and selection["epoch"] == 1 + values.index(max(values))
     assert result["metrics"]["map@all"] == pytest.approx(max(values), abs=1e-9)
     assert result["config"]["select"] == "best-epoch"
-    plain = invoke(capsys, "run", "ce", "--dataset", "synthetic", "--epochs", "2", *SMALL,
-                   "--out", str(tmp_path / "plain"))
+    plain = invoke(
+        capsys,
+        "run",
+        "ce",
+        "--dataset",
+        "synthetic",
+        "--epochs",
+        "2",
+        *SMALL,
+        "--out",
+        str(tmp_path / "plain"),
+    )
     assert plain.code == 0
     last = json.loads((only_run(tmp_path / "plain") / "result.json").read_text())
     assert last["model_selection"]["rule"] == "last" and "select" not in last["config"]
@@ -61,7 +86,7 @@ def test_best_epoch_selection_is_labelled_and_reported(tmp_path, capsys):
 
 
 def test_validation_split_never_touches_the_unseen_classes(tmp_path, capsys):
-    from sbirbench.runspec import build_dataset
+    from sbirbench.pipeline.resolve import build_dataset
 
     full = build_dataset("synthetic", None, None)
     view = build_dataset("synthetic", None, None, ["dataset.validation_classes=4"])
@@ -71,12 +96,31 @@ def test_validation_split_never_touches_the_unseen_classes(tmp_path, capsys):
     test_refs = {ref for ref, _ in view.items("test", "photo")}
     assert not test_refs & {ref for ref, _ in full.items("test", "photo")}
     assert not test_refs & {ref for ref, _ in view.items("train", "photo")}
-    outcome = invoke(capsys, "run", "pretrained", "--dataset", "synthetic", "--out",
-                     str(tmp_path), "--set", "dataset.validation_classes=4", "--log-format",
-                     "jsonl")
+    outcome = invoke(
+        capsys,
+        "run",
+        "pretrained",
+        "--dataset",
+        "synthetic",
+        "--out",
+        str(tmp_path),
+        "--set",
+        "dataset.validation_classes=4",
+        "--log-format",
+        "jsonl",
+    )
     assert outcome.code == 0, outcome.err
     result = next(r for r in outcome.json_lines() if r.get("event") == "result")
     assert result["benchmark"] == "synthetic-default-val4"
-    bad = invoke(capsys, "run", "pretrained", "--dataset", "synthetic", "--out", str(tmp_path),
-                 "--set", "dataset.validation_classes=99")
+    bad = invoke(
+        capsys,
+        "run",
+        "pretrained",
+        "--dataset",
+        "synthetic",
+        "--out",
+        str(tmp_path),
+        "--set",
+        "dataset.validation_classes=99",
+    )
     assert bad.code == 2 and "must be between 1 and" in bad.err

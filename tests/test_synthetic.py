@@ -55,8 +55,9 @@ def test_sketches_are_dark_strokes_on_white_and_photos_are_colourful():
 
 
 def test_cache_is_written_once_and_reused(tmp_path, monkeypatch):
-    config = SyntheticConfig(data_root=str(tmp_path), sketches_per_class=2, photos_per_class=2,
-                             image_size=16)
+    config = SyntheticConfig(
+        data_root=str(tmp_path), sketches_per_class=2, photos_per_class=2, image_size=16
+    )
     folder, arrays = synthetic.cached_arrays(config)
     assert folder.parent == tmp_path and (folder / "params.json").is_file()
     assert [p.name for p in tmp_path.iterdir()] == [folder.name]  # no temporary leftovers

@@ -10,7 +10,7 @@ from torch import nn
 from sbirbench.data import EpochSampler, ImageItems, collate, make_loader
 from sbirbench.interfaces import InputSpec, ParamGroup
 from sbirbench.optim import clip_gradients, param_groups, set_step_values
-from sbirbench.schedules import cosine
+from sbirbench.schedule import cosine
 from sbirbench.testing import ToyConfig, ToyDataset
 from sbirbench.transforms import train_transform
 
@@ -29,16 +29,19 @@ def dino_cosine_scheduler(base, final, epochs, per_epoch, warmup_epochs=0, start
 @pytest.mark.parametrize(("epochs", "per_epoch", "warmup"), [(3, 4, 1), (5, 7, 0), (10, 3, 2)])
 def test_cosine_matches_dinos_scheduler(epochs, per_epoch, warmup):
     reference = dino_cosine_scheduler(1e-3, 1e-6, epochs, per_epoch, warmup)
-    ours = [cosine(s, epochs * per_epoch, 1e-3, 1e-6, warmup * per_epoch)
-            for s in range(epochs * per_epoch)]
+    ours = [
+        cosine(s, epochs * per_epoch, 1e-3, 1e-6, warmup * per_epoch)
+        for s in range(epochs * per_epoch)
+    ]
     np.testing.assert_allclose(ours, reference, rtol=1e-12)
 
 
 def test_param_groups_exempt_biases_and_norms_and_carry_multipliers():
     backbone = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4))
     head = nn.Linear(4, 2)
-    groups = param_groups({"backbone": backbone, "head": head},
-                          [ParamGroup("backbone", [backbone], 0.1)])
+    groups = param_groups(
+        {"backbone": backbone, "head": head}, [ParamGroup("backbone", [backbone], 0.1)]
+    )
     by_name = {g["name"]: g for g in groups}
     assert set(by_name) == {"backbone", "backbone/no_decay", "rest", "rest/no_decay"}
     assert by_name["backbone"]["params"] == [backbone[0].weight]

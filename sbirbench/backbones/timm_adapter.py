@@ -18,11 +18,11 @@ import torch
 from torch import nn
 
 from sbirbench.errors import UserError
-
-from .converters import timm_native
-from .loading import LoadReport, describe_weights, load_strict
-from .weight_sources import WeightSource, file_sha256, source_for
-from .weights import check_timm_model, read_state_dict, timm_pretrained
+from sbirbench.weights.converters import timm_native
+from sbirbench.weights.files import file_sha256, read_state_dict
+from sbirbench.weights.hub import check_timm_model, timm_pretrained
+from sbirbench.weights.loading import LoadReport, describe_weights, load_strict
+from sbirbench.weights.sources import WeightSource, source_for
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,11 @@ class TimmBackbone(nn.Module):
         self.config = config
         source = _pick_source(config)
         if config.imagenet_head and source is None:
-            raise UserError("backbone: imagenet_head=true needs ImageNet weights "
-                            "(pretrained=true or weights=PATH)")
+            raise UserError(
+                "backbone: imagenet_head=true needs ImageNet weights "
+                "(pretrained=true or weights=PATH)"
+            )
+        self.model: Any  # a timm model (its methods are typed loosely by timm)
         self.model, self.weights_report = _build(config, source)
         data = resolve_model_data_config(self.model)
         self.feature_dim: int = self.model.num_features
@@ -79,9 +82,12 @@ class TimmBackbone(nn.Module):
         self.interpolation: str = str(data.get("interpolation", "bicubic"))
         if self.weights_report is not None:
             self.weights_report.data_config = {
-                "mean": list(self.mean), "std": list(self.std), "interpolation":
-                self.interpolation, "weights_input_size": int(data["input_size"][-1]),
-                "input_size": self.input_size}
+                "mean": list(self.mean),
+                "std": list(self.std),
+                "interpolation": self.interpolation,
+                "weights_input_size": int(data["input_size"][-1]),
+                "input_size": self.input_size,
+            }
         names = ["pooled"] + (["tokens"] if config.tokens else [])
         self.feature_names = tuple(names + (["imagenet_logits"] if config.imagenet_head else []))
         self.default_feature = "pooled"
@@ -132,7 +138,7 @@ def _pick_source(config: TimmConfig) -> Source:
     return source_for(config.model, config.weights_source) or "timm"
 
 
-def _build(config: TimmConfig, source: Source) -> tuple[nn.Module, LoadReport | None]:
+def _build(config: TimmConfig, source: Source) -> tuple[Any, LoadReport | None]:
     """The timm model with its weights loaded strictly, and the load report."""
     import timm
 
@@ -144,18 +150,22 @@ def _build(config: TimmConfig, source: Source) -> tuple[nn.Module, LoadReport | 
         label = model.pretrained_cfg.get("hf_hub_id") or config.model
         # timm's own loader is strict (only a classifier it was asked to leave out is dropped)
         return model, LoadReport(f"timm:{label}", len(model.state_dict()))
-    model = _create(lambda name, **kw: timm.create_model(name, pretrained=False, **kw),
-                    config, kwargs)
+    model = _create(
+        lambda name, **kw: timm.create_model(name, pretrained=False, **kw), config, kwargs
+    )
     if source is None:
         return model, None
     if isinstance(source, WeightSource):
         # the source's own file, or a copy of it given by hand (weights=PATH)
         path = Path(config.weights).expanduser() if config.weights else source.path()
         converted = source.converter(read_state_dict(path, config.weights_key), model)
-        report = load_strict(model, converted, source.label if not config.weights else
-                             f"{path} ({source.name})", config.weights_ignore)
-        model.pretrained_cfg = {**model.pretrained_cfg, **source.data_config,
-                                "source": source.name}
+        report = load_strict(
+            model,
+            converted,
+            source.label if not config.weights else f"{path} ({source.name})",
+            config.weights_ignore,
+        )
+        model.pretrained_cfg = {**model.pretrained_cfg, **source.data_config, "source": source.name}
     else:
         path = Path(source)
         converted = timm_native(read_state_dict(path, config.weights_key), model)
@@ -164,10 +174,11 @@ def _build(config: TimmConfig, source: Source) -> tuple[nn.Module, LoadReport | 
     return model, report
 
 
-def _create(create: Any, config: TimmConfig, kwargs: dict[str, Any]) -> nn.Module:
+def _create(create: Any, config: TimmConfig, kwargs: dict[str, Any]) -> Any:
     try:  # token models take img_size; CNNs take any input size and reject it
-        return create(config.model, **kwargs,
-                      **({"img_size": config.img_size} if config.img_size else {}))
+        return create(
+            config.model, **kwargs, **({"img_size": config.img_size} if config.img_size else {})
+        )
     except TypeError:
         return create(config.model, **kwargs)
 
@@ -175,8 +186,9 @@ def _create(create: Any, config: TimmConfig, kwargs: dict[str, Any]) -> nn.Modul
 def _with_defaults(name: str, base: type, **defaults: Any) -> type:
     """A frozen config dataclass like ``base`` with other defaults."""
     hints = {f.name: f.type for f in dataclasses.fields(base)}
-    fields = [(key, hints[key], dataclasses.field(default=value))
-              for key, value in defaults.items()]
+    fields = [
+        (key, hints[key], dataclasses.field(default=value)) for key, value in defaults.items()
+    ]
     config = dataclasses.make_dataclass(name, fields, bases=(base,), frozen=True)
     config.__module__ = __name__
     config.__doc__ = f"{base.__name__} with the defaults {defaults}."
@@ -193,8 +205,9 @@ class TimmTiny(TimmBackbone):
 
 
 def _lite_config(i: int) -> type:
-    return _with_defaults(f"EfficientNetLite{i}Config", TimmConfig,
-                          model=f"efficientnet_lite{i}", pretrained=True)
+    return _with_defaults(
+        f"EfficientNetLite{i}Config", TimmConfig, model=f"efficientnet_lite{i}", pretrained=True
+    )
 
 
 class EfficientNetLite0(TimmBackbone):

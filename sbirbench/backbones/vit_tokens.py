@@ -21,10 +21,9 @@ import torch
 from torch import nn
 
 from sbirbench.errors import UserError
-
-from .loading import Converted, LoadReport, describe_weights, load_strict
-from .weight_sources import file_sha256
-from .weights import check_timm_model, read_state_dict, timm_pretrained
+from sbirbench.weights.files import file_sha256, read_state_dict
+from sbirbench.weights.hub import check_timm_model, timm_pretrained
+from sbirbench.weights.loading import Converted, LoadReport, describe_weights, load_strict
 
 #: DINO's projection head (``head.mlp.0/2/4``): not part of the backbone, handed to a
 #: method's fusion head (TVT/PSKD initialise their MLP from it).
@@ -58,6 +57,7 @@ class VitTokens(nn.Module):
     """timm ViT returning the final-norm state of each extra token by name."""
 
     Config: ClassVar[type[VitTokensConfig]] = VitTokensConfig
+    vit: Any  # timm's VisionTransformer (its attributes are typed loosely by timm)
 
     def __init__(self, config: VitTokensConfig) -> None:
         super().__init__()
@@ -65,8 +65,10 @@ class VitTokens(nn.Module):
         from timm.data import resolve_model_data_config
 
         if len(config.token_names) != config.token_num:
-            raise UserError(f"backbone: token_names has {len(config.token_names)} names but "
-                            f"token_num is {config.token_num}")
+            raise UserError(
+                f"backbone: token_names has {len(config.token_names)} names but "
+                f"token_num is {config.token_num}"
+            )
         if config.patch_tokens and "patch_tokens" in config.token_names:
             raise UserError("backbone: 'patch_tokens' cannot also be a token name")
         check_timm_model(config.model)
@@ -74,9 +76,16 @@ class VitTokens(nn.Module):
         arch = ("patch_size", "embed_dim", "depth", "num_heads")
         overrides = {k: getattr(config, k) for k in arch if getattr(config, k) is not None}
         self.vit = timm.create_model(
-            config.model, pretrained=False, num_classes=0, global_pool="", class_token=False,
-            reg_tokens=config.token_num, no_embed_class=False, img_size=config.img_size,
-            drop_path_rate=config.drop_path_rate, **overrides,
+            config.model,
+            pretrained=False,
+            num_classes=0,
+            global_pool="",
+            class_token=False,
+            reg_tokens=config.token_num,
+            no_embed_class=False,
+            img_size=config.img_size,
+            drop_path_rate=config.drop_path_rate,
+            **overrides,
         )
         if not hasattr(self.vit, "reg_token"):
             raise UserError(f"backbone: '{config.model}' is not a timm VisionTransformer")
@@ -85,8 +94,9 @@ class VitTokens(nn.Module):
         self.input_size: int = config.img_size
         self.mean = tuple(float(m) for m in data["mean"])
         self.std = tuple(float(s) for s in data["std"])
-        self.feature_names = tuple(config.token_names) + (("patch_tokens",) if config.patch_tokens
-                                                         else ())
+        self.feature_names = tuple(config.token_names) + (
+            ("patch_tokens",) if config.patch_tokens else ()
+        )
         self.default_feature = config.token_names[-1]
         self.interpolation: str = str(data.get("interpolation", "bicubic"))
         #: DINO's projection-head tensors when the weights file has them (keys ``0.weight``,
@@ -104,8 +114,11 @@ class VitTokens(nn.Module):
             self.weights_report = self.load_pretrained(source.state_dict(), f"timm:{label}")
         if self.weights_report is not None:
             self.weights_report.data_config = {
-                "mean": list(self.mean), "std": list(self.std),
-                "interpolation": self.interpolation, "input_size": self.input_size}
+                "mean": list(self.mean),
+                "std": list(self.std),
+                "interpolation": self.interpolation,
+                "input_size": self.input_size,
+            }
         if config.grad_checkpointing:
             self.vit.set_grad_checkpointing(True)
         if config.compile:
@@ -147,11 +160,14 @@ class VitTokens(nn.Module):
             patches = pos[:, 1:]
             side = math.isqrt(patches.shape[1])
             if side * side != patches.shape[1]:
-                raise UserError(f"pretrained position embedding has {patches.shape[1]} patch "
-                                "entries, not a square grid")
+                raise UserError(
+                    f"pretrained position embedding has {patches.shape[1]} patch "
+                    "entries, not a square grid"
+                )
             if (side, side) != tuple(grid):
-                patches = resample_abs_pos_embed(patches, new_size=list(grid),
-                                                 old_size=[side, side], num_prefix_tokens=0)
+                patches = resample_abs_pos_embed(
+                    patches, new_size=list(grid), old_size=[side, side], num_prefix_tokens=0
+                )
             state["pos_embed"] = torch.cat([pos[:, :1].expand(1, count, pos.shape[-1]), patches], 1)
         proj = state.get("patch_embed.proj.weight")
         target = self.vit.patch_embed.proj.weight
@@ -163,7 +179,7 @@ class VitTokens(nn.Module):
         tokens = self.vit.forward_features(images)
         out = {name: tokens[:, i] for i, name in enumerate(self.config.token_names)}
         if self.config.patch_tokens:
-            out["patch_tokens"] = tokens[:, self.config.token_num:]
+            out["patch_tokens"] = tokens[:, self.config.token_num :]
         return out
 
 

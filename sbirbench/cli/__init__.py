@@ -17,9 +17,7 @@ from typing import Any
 import click
 
 from sbirbench import __version__
-from sbirbench.errors import UserError
-
-DEBUG_ENV = "SBIRBENCH_DEBUG"
+from sbirbench.errors import DEBUG_ENV, UserError, debug_enabled
 
 #: Built-in commands: name -> "module:function" (imported on use).
 COMMANDS: dict[str, str] = {
@@ -34,11 +32,6 @@ COMMANDS: dict[str, str] = {
     "report": "sbirbench.cli.report:report_command",
     "new-method": "sbirbench.cli.new_method:new_method_command",
 }
-
-
-def debug_enabled() -> bool:
-    """Whether ``--debug`` (or ``SBIRBENCH_DEBUG=1``) is in effect."""
-    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
 class LazyGroup(click.Group):

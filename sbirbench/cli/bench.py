@@ -11,8 +11,11 @@ import click
 @click.command("bench")
 @click.argument("suite", required=False)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True)
-@click.option("--data-root", type=click.Path(), help="Data root for the real data sets "
-                                                     "(else $SBIRBENCH_DATA).")
+@click.option(
+    "--data-root",
+    type=click.Path(),
+    help="Data root for the real data sets (else $SBIRBENCH_DATA).",
+)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]))
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]))
 @click.option("--workers", type=int, help="Data-loader processes per run.")
@@ -38,9 +41,13 @@ def bench_command(suite: str | None, out: Path, list_only: bool, **options: Any)
         return
     chosen = benchmarks.suite(suite)
     total = len(jobs(chosen))
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total} runs"), TimeElapsedColumn(),
-                  console=console) as bar:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} runs"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
         task = bar.add_task(f"suite {suite}", total=total)
 
         def report(event: str, job, result) -> None:

@@ -13,8 +13,13 @@ DATA_OPTIONS = [
     click.option("--dataset", required=True, help="Data set plugin."),
     click.option("--data-root", type=click.Path(), help="Folder of the data set."),
     click.option("--split", help="Class split."),
-    click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                 help="Data-set option (KEY or dataset.KEY), e.g. unseen=a,b."),
+    click.option(
+        "--set",
+        "overrides",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Data-set option (KEY or dataset.KEY), e.g. unseen=a,b.",
+    ),
 ]
 
 
@@ -25,7 +30,7 @@ def data_options(func: Any) -> Any:
 
 
 def _dataset(params: dict[str, Any]):
-    from sbirbench.runspec import build_dataset
+    from sbirbench.pipeline.resolve import build_dataset
 
     overrides = [o if o.startswith("dataset.") else f"dataset.{o}" for o in params["overrides"]]
     return build_dataset(params["dataset"], params["split"], params["data_root"], overrides)
@@ -59,28 +64,52 @@ def check_command(quick: bool, as_json: bool, **params: Any) -> None:
             report = check(dataset, decode=True, progress=lambda n: bar.advance(task, n))
     facts = report.facts
     if as_json:
-        click.echo(json.dumps({**facts, "unreadable": report.unreadable,
-                               "problems": report.problems, "usable": report.usable}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    **facts,
+                    "unreadable": report.unreadable,
+                    "problems": report.problems,
+                    "usable": report.usable,
+                },
+                indent=2,
+            )
+        )
     else:
-        table = Table(title=f"{facts['name']} (split {facts['split']})", title_justify="left",
-                      show_header=False)
+        table = Table(
+            title=f"{facts['name']} (split {facts['split']})",
+            title_justify="left",
+            show_header=False,
+        )
         table.add_row("layout", f"{facts.get('layout')}: {facts.get('layout_description', '')}")
         table.add_row("root", str(facts.get("root")))
         table.add_row("classes", f"{facts.get('seen')} seen, {facts.get('unseen')} unseen")
         for subset in ("train", "test"):
             counts = facts.get("counts", {}).get(subset, {})
-            table.add_row(f"{subset} images", f"{counts.get('sketch', 0)} sketches, "
-                                              f"{counts.get('photo', 0)} photos")
+            table.add_row(
+                f"{subset} images",
+                f"{counts.get('sketch', 0)} sketches, {counts.get('photo', 0)} photos",
+            )
         for key in ("missing_classes", "empty_classes", "unknown_folders"):
             values = facts.get(key) or []
-            table.add_row(key.replace("_", " "), f"{len(values)}" + (
-                f": {', '.join(values[:10])}" + (" ..." if len(values) > 10 else "")
-                if values else ""))
+            table.add_row(
+                key.replace("_", " "),
+                f"{len(values)}"
+                + (
+                    f": {', '.join(values[:10])}" + (" ..." if len(values) > 10 else "")
+                    if values
+                    else ""
+                ),
+            )
         if facts.get("excluded"):
             table.add_row("excluded", f"{facts['excluded']} (outlier list)")
-        table.add_row("unreadable", "not checked (--quick)" if quick else
-                      f"{len(report.unreadable)}" + (f": {', '.join(report.unreadable[:5])}"
-                                                      if report.unreadable else ""))
+        table.add_row(
+            "unreadable",
+            "not checked (--quick)"
+            if quick
+            else f"{len(report.unreadable)}"
+            + (f": {', '.join(report.unreadable[:5])}" if report.unreadable else ""),
+        )
         console.print(table)
         for problem in report.problems:
             console.print(f"[red]cannot be used: {problem}[/red]")
@@ -96,17 +125,24 @@ def check_command(quick: bool, as_json: bool, **params: Any) -> None:
 @click.option("--classes", help="Comma list of classes (default: every class of the subset).")
 @click.option("--per-class", type=int, default=4, show_default=True)
 @click.option("--size", type=int, default=96, show_default=True, help="Tile size in pixels.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("contact-sheet.png"),
-              show_default=True)
-def show_command(subset: str, classes: str | None, per_class: int, size: int, out: Path,
-                 **params: Any) -> None:
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=Path("contact-sheet.png"), show_default=True
+)
+def show_command(
+    subset: str, classes: str | None, per_class: int, size: int, out: Path, **params: Any
+) -> None:
     """Write a PNG contact sheet: per class, a few sketches and photos."""
     from sbirbench import atomic
     from sbirbench.datacheck import contact_sheet
 
     dataset = _dataset(params)
     chosen = [c.strip() for c in classes.split(",")] if classes else None
-    sheet = contact_sheet(dataset, subset=subset, classes=chosen, per_class=per_class,
-                          size=size)
+    sheet = contact_sheet(
+        dataset,
+        subset="train" if subset == "train" else "test",
+        classes=chosen,
+        per_class=per_class,
+        size=size,
+    )
     atomic.atomic_write(out, lambda handle: sheet.save(handle, format="PNG"))
     click.echo(f"wrote {out} ({sheet.width}x{sheet.height})")

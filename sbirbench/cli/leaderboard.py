@@ -12,8 +12,13 @@ from sbirbench.tables import FORMATS
 
 @click.command("leaderboard")
 @click.option("--benchmark", help="Only this benchmark.")
-@click.option("--runs", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
-              help="Folder searched for result.json files.")
+@click.option(
+    "--runs",
+    type=click.Path(path_type=Path),
+    default=Path("runs"),
+    show_default=True,
+    help="Folder searched for result.json files.",
+)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="rich", show_default=True)
 @click.option("--hashed", is_flag=True, help="Binary-code (--hash-bits) results instead.")
 def leaderboard_command(benchmark: str | None, runs: Path, fmt: str, hashed: bool) -> None:
@@ -22,24 +27,37 @@ def leaderboard_command(benchmark: str | None, runs: Path, fmt: str, hashed: boo
     from sbirbench.benchmarks import load_benchmarks
     from sbirbench.errors import UserError
     from sbirbench.leaderboard import build_boards
-    from sbirbench.results import find_results
+    from sbirbench.results import find_results, unfinished_runs
     from sbirbench.tables import render
 
     if not runs.is_dir():
         raise UserError(f"no results folder {runs} (run something first, or pass --runs DIR)")
-    results = [r for _, r in find_results(runs) if r.get("kind") != "evaluation"]
+    found, skipped = find_results(runs)
+    for item in skipped:
+        click.echo(f"warning: skipped {item.path}: {item.reason}", err=True)
+    unfinished = unfinished_runs(runs)
+    if unfinished:
+        shown = ", ".join(str(p) for p in unfinished[:5]) + (" ..." if len(unfinished) > 5 else "")
+        click.echo(
+            f"note: {len(unfinished)} unfinished run(s) without a result, not in the "
+            f"tables (`sbirbench run ... --resume` finishes one): {shown}",
+            err=True,
+        )
+    results = [r for _, r in found if r.get("kind") != "evaluation"]
     boards = build_boards(results, load_benchmarks(), benchmark, hashed)
     if not boards:
         where = f" for benchmark {benchmark}" if benchmark else ""
-        raise UserError(f"no results{where} under {runs}")
+        also = f" ({len(unfinished)} unfinished run(s), listed above)" if unfinished else ""
+        raise UserError(f"no results{where} under {runs}{also}")
     click.echo(render(boards, fmt).rstrip())
 
 
 @click.command("compare")
 @click.argument("run_a", type=click.Path(path_type=Path))
 @click.argument("run_b", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["rich", "json"]), default="rich",
-              show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["rich", "json"]), default="rich", show_default=True
+)
 def compare_command(run_a: Path, run_b: Path, fmt: str) -> None:
     """Metric deltas (B - A) and configuration differences of two runs (folders or
     result.json files)."""
@@ -59,8 +77,12 @@ def compare_command(run_a: Path, run_b: Path, fmt: str) -> None:
         table.add_column(column, justify="right" if column != "metric" else "left")
     for metric, d in diff["metrics"].items():
         color = "green" if d["delta"] > 0 else "red" if d["delta"] < 0 else ""
-        table.add_row(metric, f"{d['a']:.4f}", f"{d['b']:.4f}",
-                      f"[{color}]{d['delta']:+.4f}[/{color}]" if color else "0")
+        table.add_row(
+            metric,
+            f"{d['a']:.4f}",
+            f"{d['b']:.4f}",
+            f"[{color}]{d['delta']:+.4f}[/{color}]" if color else "0",
+        )
     console.print(table)
     if diff["config"]:
         changes = Table(title="configuration differences", title_justify="left")

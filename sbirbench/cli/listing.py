@@ -30,8 +30,13 @@ def list_command(kind: str | None, as_json: bool) -> None:
     if as_json:
         payload = {
             _plural(k): [
-                {"name": e.name, "aliases": list(e.aliases), "description": e.description,
-                 "plugin": e.origin, "target": e.target_path}
+                {
+                    "name": e.name,
+                    "aliases": list(e.aliases),
+                    "description": e.description,
+                    "plugin": e.origin,
+                    "target": e.target_path,
+                }
                 for e in plugins.registry(k)
             ]
             for k in kinds
@@ -61,8 +66,14 @@ def plugins_command(as_json: bool) -> None:
 
     plugins = get_plugins(debug=debug_enabled())
     rows = [
-        {"name": info.name, "source": info.source, "distribution": info.distribution,
-         "version": info.version, "module": info.module, "hooks": plugins.hooks_of(info.name)}
+        {
+            "name": info.name,
+            "source": info.source,
+            "distribution": info.distribution,
+            "version": info.version,
+            "module": info.module,
+            "hooks": plugins.hooks_of(info.name),
+        }
         for info in sorted(plugins.infos.values(), key=lambda i: i.name)
     ]
     if as_json:
@@ -71,7 +82,12 @@ def plugins_command(as_json: bool) -> None:
     table = Table(show_edge=False)
     for column in ("plugin", "source", "distribution", "version", "hooks"):
         table.add_column(column)
-    for row in rows:
-        table.add_row(row["name"], f"{row['source']} ({row['module']})", row["distribution"],
-                      row["version"], ", ".join(row["hooks"]))
+    for info in sorted(plugins.infos.values(), key=lambda i: i.name):
+        table.add_row(
+            info.name,
+            f"{info.source} ({info.module})",
+            info.distribution,
+            info.version,
+            ", ".join(plugins.hooks_of(info.name)),
+        )
     Console().print(table)

@@ -25,8 +25,10 @@ def render(template: str, name: str) -> str:
 def write_plugin(name: str, parent: Path) -> Path:
     """Write the package ``sbirbench-NAME`` under ``parent``; returns its folder."""
     if not _NAME.match(name):
-        raise UserError(f"method name '{name}' must start with a letter and use only "
-                        "lower-case letters, digits, '-' and '_'")
+        raise UserError(
+            f"method name '{name}' must start with a letter and use only "
+            "lower-case letters, digits, '-' and '_'"
+        )
     from sbirbench.plugins import get_plugins
 
     if name in get_plugins().methods:
@@ -35,9 +37,13 @@ def write_plugin(name: str, parent: Path) -> Path:
     if root.exists():
         raise UserError(f"{root} already exists")
     package = root / ("sbirbench_" + name.replace("-", "_"))
-    files = {root / "pyproject.toml": "pyproject.toml.tmpl", root / "README.md": "README.md.tmpl",
-             package / "__init__.py": "plugin.py.tmpl", package / "method.py": "method.py.tmpl",
-             root / "tests" / f"test_{package.name}.py": "test_method.py.tmpl"}
+    files = {
+        root / "pyproject.toml": "pyproject.toml.tmpl",
+        root / "README.md": "README.md.tmpl",
+        package / "__init__.py": "plugin.py.tmpl",
+        package / "method.py": "method.py.tmpl",
+        root / "tests" / f"test_{package.name}.py": "test_method.py.tmpl",
+    }
     for path, template in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(render(template, name))
@@ -46,10 +52,18 @@ def write_plugin(name: str, parent: Path) -> Path:
 
 @click.command("new-method")
 @click.argument("name")
-@click.option("--dir", "parent", type=click.Path(path_type=Path), default=Path("."),
-              show_default=True, help="Where to create sbirbench-NAME/.")
+@click.option(
+    "--dir",
+    "parent",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Where to create sbirbench-NAME/.",
+)
 def new_method_command(name: str, parent: Path) -> None:
     """Write a method plugin package: pyproject (entry point), method, test, README."""
     root = write_plugin(name, parent)
-    click.echo(f"wrote {root}; next: pip install -e \"{root}[test]\" && "
-               f"sbirbench run {name} --dataset synthetic")
+    click.echo(
+        f'wrote {root}; next: pip install -e "{root}[test]" && '
+        f"sbirbench run {name} --dataset synthetic"
+    )

@@ -9,10 +9,18 @@ import click
 
 @click.command("report")
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--data-root", type=click.Path(), help="Where the run's data set is now "
-                                                     "(default: where it was).")
-@click.option("--per-class", type=int, default=2, show_default=True,
-              help="Query sketches per unseen class in the retrieval grid.")
+@click.option(
+    "--data-root",
+    type=click.Path(),
+    help="Where the run's data set is now (default: where it was).",
+)
+@click.option(
+    "--per-class",
+    type=int,
+    default=2,
+    show_default=True,
+    help="Query sketches per unseen class in the retrieval grid.",
+)
 @click.option("--tile", type=int, default=64, show_default=True, help="Tile size in pixels.")
 def report_command(run: Path, data_root: str | None, per_class: int, tile: int) -> None:
     """Write RUN/report/: retrieval grid, per-class AP chart and table, training curves,

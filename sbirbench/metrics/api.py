@@ -56,8 +56,11 @@ from .parallel import (
 )
 from .ranks import scores_of
 
-TIE_TEXT = {"shared": "shared threshold (tied items form one block; fractional at the cut)",
-            "index": "gallery index (stable sort)"}
+TIE_TEXT = {
+    "shared": "shared threshold (tied items form one block; fractional at the cut)",
+    "index": "gallery index (stable sort)",
+}
+
 
 def retrieval_metrics(
     query_feats: Any,
@@ -116,8 +119,9 @@ def retrieval_metrics(
         stop = min(start + chunk, hi)
         scores = scores_of(q[start:stop], g, similarity)
         cols, count = relevant.columns_for(query_labels[start:stop])
-        return start, block_metrics(scores, cols, count, specs, ap, ties,
-                                    hamming=similarity == "hamming")
+        return start, block_metrics(
+            scores, cols, count, specs, ap, ties, hamming=similarity == "hamming"
+        )
 
     starts = range(lo, hi, chunk)
     if dev.type == "cpu":
@@ -129,7 +133,7 @@ def retrieval_metrics(
         done = [run_block(start) for start in starts]
     for start, block in done:
         for name, column in block.items():
-            values[name][start:start + len(column)] = column
+            values[name][start : start + len(column)] = column
     if world > 1:
         values = all_reduce_rows(values, lo, hi, dev)
 
@@ -138,13 +142,20 @@ def retrieval_metrics(
     for m in specs:
         result[m.name] = float(values[m.name][has_pos].mean()) if has_pos.any() else float("nan")
         values[m.name][~has_pos] = np.nan
-    result.update({
-        "queries": int(has_pos.sum()),
-        "queries_without_positives": int((~has_pos).sum()),
-        "gallery": num_g,
-        "conventions": {"ap": ap, "similarity": similarity, "ties": TIE_TEXT[ties],
-                        "map@K": "SAKE: cut at K, R=min(K,R)", "prec@K": "hits/min(K,G)"},
-    })
+    result.update(
+        {
+            "queries": int(has_pos.sum()),
+            "queries_without_positives": int((~has_pos).sum()),
+            "gallery": num_g,
+            "conventions": {
+                "ap": ap,
+                "similarity": similarity,
+                "ties": TIE_TEXT[ties],
+                "map@K": "SAKE: cut at K, R=min(K,R)",
+                "prec@K": "hits/min(K,G)",
+            },
+        }
+    )
     if per_query:
         result["per_query"] = values
     if per_class:
@@ -217,8 +228,9 @@ class _RelevantColumns:
     """Gallery columns of each class, padded to one length, for vectorised gathers."""
 
     def __init__(self, gallery_labels: np.ndarray, dev: torch.device) -> None:
-        self.classes, inverse, counts = np.unique(gallery_labels, return_inverse=True,
-                                                  return_counts=True)
+        self.classes, inverse, counts = np.unique(
+            gallery_labels, return_inverse=True, return_counts=True
+        )
         order = np.argsort(inverse, kind="stable")
         self.max_count = int(counts.max())
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -241,5 +253,3 @@ class _RelevantColumns:
         index, present = self._class_index(labels)
         counts = torch.from_numpy(np.where(present, self.class_counts[index], 0)).to(self.dev)
         return self.table[torch.from_numpy(index).to(self.dev)], counts
-
-

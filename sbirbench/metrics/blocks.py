@@ -20,18 +20,25 @@ class Metric:
     k: int | None  # None = all
 
 
-
-def block_metrics(scores: torch.Tensor, cols: torch.Tensor, count: torch.Tensor,
-                  specs: list[Metric], ap: str, ties: str, *,
-                  hamming: bool) -> dict[str, np.ndarray]:
+def block_metrics(
+    scores: torch.Tensor,
+    cols: torch.Tensor,
+    count: torch.Tensor,
+    specs: list[Metric],
+    ap: str,
+    ties: str,
+    *,
+    hamming: bool,
+) -> dict[str, np.ndarray]:
     """Metric values for each query row of a block, under the tie rule ``ties``."""
     if ties == "shared":
         return shared_tie_metrics(scores, cols, count, specs, ap)
     return index_tie_metrics(scores, cols, count, specs, ap, hamming=hamming)
 
 
-def shared_tie_metrics(scores: torch.Tensor, cols: torch.Tensor, count: torch.Tensor,
-                       specs: list[Metric], ap: str) -> dict[str, np.ndarray]:
+def shared_tie_metrics(
+    scores: torch.Tensor, cols: torch.Tensor, count: torch.Tensor, specs: list[Metric], ap: str
+) -> dict[str, np.ndarray]:
     """Metric values with tied scores as shared thresholds.
 
     Per relevant item (sorted by score, ascending; padding -inf): the items scoring above
@@ -67,8 +74,15 @@ def shared_tie_metrics(scores: torch.Tensor, cols: torch.Tensor, count: torch.Te
     return out
 
 
-def index_tie_metrics(scores: torch.Tensor, cols: torch.Tensor, count: torch.Tensor,
-                   specs: list[Metric], ap: str, *, hamming: bool) -> dict[str, np.ndarray]:
+def index_tie_metrics(
+    scores: torch.Tensor,
+    cols: torch.Tensor,
+    count: torch.Tensor,
+    specs: list[Metric],
+    ap: str,
+    *,
+    hamming: bool,
+) -> dict[str, np.ndarray]:
     """Metric values under the gallery-index tie rule.
 
     The relevant items' scores are sorted first (padding as -inf), so their ranks come
@@ -98,7 +112,11 @@ def index_tie_metrics(scores: torch.Tensor, cols: torch.Tensor, count: torch.Ten
     nth = torch.arange(r_max, 0, -1, device=ranks.device, dtype=torch.float64)[None, :]
     precision = nth / ranks
     norm = count.double()
-    shared = sklearn_terms(sorted_scores, needles, count) if sklearn_map else None
+    shared = (
+        sklearn_terms(sorted_scores, needles, count)
+        if sklearn_map and sorted_scores is not None
+        else None
+    )
     out: dict[str, np.ndarray] = {}
     for m in specs:
         k = n if m.k is None else min(m.k, n)
@@ -109,11 +127,11 @@ def index_tie_metrics(scores: torch.Tensor, cols: torch.Tensor, count: torch.Ten
             envelope = torch.cummax(torch.where(hit, precision, 0.0), dim=1).values
             value = (envelope * hit).sum(1) / norm.clamp(max=k).clamp(min=1)
         else:
+            assert shared is not None  # computed above whenever an sklearn mAP is asked
             terms, shared_rank = shared
             value = (terms * (shared_rank <= k)).sum(1) / norm.clamp(max=k).clamp(min=1)
         out[m.name] = value.cpu().numpy()
     return out
-
 
 
 def class_means(values: np.ndarray, labels: np.ndarray, has_pos: np.ndarray) -> dict[int, float]:

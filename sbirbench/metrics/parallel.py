@@ -52,7 +52,6 @@ def single_threaded_libraries() -> Iterator[None]:
             torch.set_num_threads(before)
 
 
-
 def auto_chunk(num_gallery: int, max_relevant: int, dev: torch.device) -> int:
     """Queries per block: the score rows, their sorted copy and the stable-rank path's
     int64 indices fit a memory budget (on the CPU shared by the concurrent workers)."""
@@ -83,8 +82,9 @@ def dist_rank_world(enabled: bool) -> tuple[int, int]:
     return 0, 1
 
 
-def all_reduce_rows(values: dict[str, np.ndarray], lo: int, hi: int,
-                     dev: torch.device) -> dict[str, np.ndarray]:
+def all_reduce_rows(
+    values: dict[str, np.ndarray], lo: int, hi: int, dev: torch.device
+) -> dict[str, np.ndarray]:
     """Every rank filled rows [lo, hi); sum zero-filled copies so all ranks hold all rows."""
     import torch.distributed as dist
 
@@ -97,4 +97,3 @@ def all_reduce_rows(values: dict[str, np.ndarray], lo: int, hi: int,
     dist.all_reduce(tensor)
     reduced = tensor.cpu().numpy()
     return {name: reduced[i].copy() for i, name in enumerate(names)}
-

@@ -42,11 +42,14 @@ def stable_order_ranks(scores: torch.Tensor, hamming: bool) -> torch.Tensor:
     return ranks.scatter_(1, order, positions)
 
 
-
-
-def ranks_from_sorted(scores: torch.Tensor, sorted_scores: torch.Tensor, needles: torch.Tensor,
-                       rel_scores: torch.Tensor, cols: torch.Tensor,
-                       valid: torch.Tensor) -> torch.Tensor:
+def ranks_from_sorted(
+    scores: torch.Tensor,
+    sorted_scores: torch.Tensor,
+    needles: torch.Tensor,
+    rel_scores: torch.Tensor,
+    cols: torch.Tensor,
+    valid: torch.Tensor,
+) -> torch.Tensor:
     """Stable ranks (descending) of the sorted relevant scores, from fully sorted rows."""
     n = scores.shape[1]
     after = torch.searchsorted(sorted_scores, needles, right=True)  # items <= s
@@ -56,12 +59,18 @@ def ranks_from_sorted(scores: torch.Tensor, sorted_scores: torch.Tensor, needles
     return _resolve_ties(scores, ranks, tied, needles, rel_scores, cols, valid)
 
 
-def ranks_from_top(scores: torch.Tensor, needles: torch.Tensor, rel_scores: torch.Tensor,
-                    cols: torch.Tensor, valid: torch.Tensor, k: int) -> torch.Tensor:
+def ranks_from_top(
+    scores: torch.Tensor,
+    needles: torch.Tensor,
+    rel_scores: torch.Tensor,
+    cols: torch.Tensor,
+    valid: torch.Tensor,
+    k: int,
+) -> torch.Tensor:
     """Stable ranks (descending) within the top ``k``; the rest (and padding) get n + 1."""
     n = scores.shape[1]
     if scores.device.type == "cpu":
-        top = sort_rows(torch.from_numpy(np.partition(scores.numpy(), n - k, axis=1)[:, n - k:]))
+        top = sort_rows(torch.from_numpy(np.partition(scores.numpy(), n - k, axis=1)[:, n - k :]))
     else:
         top = torch.topk(scores, k, dim=1, sorted=True).values.flip(1)
     threshold = top[:, :1]
@@ -74,9 +83,15 @@ def ranks_from_top(scores: torch.Tensor, needles: torch.Tensor, rel_scores: torc
     return _resolve_ties(scores, ranks, tied, needles, rel_scores, cols, valid)
 
 
-def _resolve_ties(scores: torch.Tensor, ranks: torch.Tensor, tied: torch.Tensor,
-                  needles: torch.Tensor, rel_scores: torch.Tensor, cols: torch.Tensor,
-                  valid: torch.Tensor) -> torch.Tensor:
+def _resolve_ties(
+    scores: torch.Tensor,
+    ranks: torch.Tensor,
+    tied: torch.Tensor,
+    needles: torch.Tensor,
+    rel_scores: torch.Tensor,
+    cols: torch.Tensor,
+    valid: torch.Tensor,
+) -> torch.Tensor:
     """Stable ranks for relevant items whose score other items share.
 
     ``ranks`` holds, for a tied score, the rank of the first item of its tie group; the
@@ -112,8 +127,9 @@ def _resolve_ties(scores: torch.Tensor, ranks: torch.Tensor, tied: torch.Tensor,
     return ranks
 
 
-def sklearn_terms(sorted_scores: torch.Tensor, needles: torch.Tensor,
-                   count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def sklearn_terms(
+    sorted_scores: torch.Tensor, needles: torch.Tensor, count: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per relevant item: precision at its shared threshold, and that threshold's rank
     (padding gets 0 and n + 1)."""
     n = sorted_scores.shape[1]
@@ -123,5 +139,3 @@ def sklearn_terms(sorted_scores: torch.Tensor, needles: torch.Tensor,
     padding = needles == -math.inf
     terms = torch.where(padding, 0.0, rel_at_least.double() / at_least.clamp(min=1).double())
     return terms, torch.where(padding, n + 1, at_least)
-
-

@@ -17,10 +17,12 @@ from PIL import Image, ImageDraw
 
 from sbirbench import atomic, checkpoint, distributed
 from sbirbench.errors import UserError
-from sbirbench.evaluate import embed
 from sbirbench.interfaces import SBIRDataset
-from sbirbench.results import RunPaths, read_result
-from sbirbench.runspec import RunOptions, from_checkpoint
+from sbirbench.pipeline.embedding import embed
+from sbirbench.pipeline.options import RunOptions
+from sbirbench.pipeline.resolve import resolve_saved
+from sbirbench.pipeline.store import RunStore
+from sbirbench.results import read_result
 
 from .plots import bar_chart, font, line_chart
 
@@ -31,11 +33,20 @@ def _save_png(path: Path, image: Image.Image) -> None:
     atomic.atomic_write(path, lambda handle: image.save(handle, format="PNG"))
 
 
-def retrieval_grid(dataset: SBIRDataset, query_feats: torch.Tensor, query_labels: torch.Tensor,
-                   query_index: torch.Tensor, gallery_feats: torch.Tensor,
-                   gallery_labels: torch.Tensor, gallery_index: torch.Tensor, *,
-                   per_class: int = 2, top: int = 10, tile: int = 64,
-                   max_classes: int = 12) -> Image.Image:
+def retrieval_grid(
+    dataset: SBIRDataset,
+    query_feats: torch.Tensor,
+    query_labels: torch.Tensor,
+    query_index: torch.Tensor,
+    gallery_feats: torch.Tensor,
+    gallery_labels: torch.Tensor,
+    gallery_index: torch.Tensor,
+    *,
+    per_class: int = 2,
+    top: int = 10,
+    tile: int = 64,
+    max_classes: int = 12,
+) -> Image.Image:
     """Rows of: a query sketch, then its ``top`` photos with a green border when the photo
     is of the query's class and red otherwise."""
     names = dataset.unseen_classes
@@ -58,8 +69,7 @@ def retrieval_grid(dataset: SBIRDataset, query_feats: torch.Tensor, query_labels
         label = int(query_labels[query])
         draw.text((6, y + cell // 2 - 7), names[label][:20], fill="black", font=small)
         ref = sketches[int(query_index[query])][0]
-        grid.paste(dataset.open(ref, "sketch").resize((tile, tile)), (label_w + border,
-                                                                     y + border))
+        grid.paste(dataset.open(ref, "sketch").resize((tile, tile)), (label_w + border, y + border))
         for c, photo in enumerate(best[r].tolist()):
             x = label_w + cell + 3 * gap + c * (cell + gap)
             color = GREEN if int(gallery_labels[photo]) == label else RED
@@ -94,73 +104,130 @@ def curves_from_history(path: Path) -> tuple[dict[str, list[float]], list[int], 
 
 def _markdown(result: dict[str, Any], files: dict[str, str]) -> str:
     metrics = result["metrics"]
-    lines = [f"# {result['method']} on {result['benchmark']} (run {result['run_id']})", "",
-             "| | " + " | ".join(metrics) + " |", "|---|" + "---:|" * len(metrics),
-             "| float | " + " | ".join(f"{v:.4f}" for v in metrics.values()) + " |"]
+    lines = [
+        f"# {result['method']} on {result['benchmark']} (run {result['run_id']})",
+        "",
+        "| | " + " | ".join(metrics) + " |",
+        "|---|" + "---:|" * len(metrics),
+        "| float | " + " | ".join(f"{v:.4f}" for v in metrics.values()) + " |",
+    ]
     if "hashed_metrics" in result:
-        lines.append(f"| {result['hash']['bits']}-bit | " + " | ".join(
-            f"{v:.4f}" for v in result["hashed_metrics"].values()) + " |")
+        lines.append(
+            f"| {result['hash']['bits']}-bit | "
+            + " | ".join(f"{v:.4f}" for v in result["hashed_metrics"].values())
+            + " |"
+        )
     conventions = result.get("conventions", {})
-    lines += ["", f"AP convention: {result.get('ap')}; ties: {conventions.get('ties')}; "
-              f"{result['queries']} queries x {result['gallery']} gallery, "
-              f"{result['queries_without_positives']} queries without positives.", ""]
-    lines += ["## Retrieval", "", f"![retrieval grid]({files['grid']})", "",
-              "Each row: a query sketch, then its ten nearest photos (green: same class).", "",
-              "## Per-class AP", "", f"![per-class AP]({files['per_class']})", "",
-              f"| class | {result.get('per_class_metric', 'AP')} |", "|---|---:|"]
+    lines += [
+        "",
+        f"AP convention: {result.get('ap')}; ties: {conventions.get('ties')}; "
+        f"{result['queries']} queries x {result['gallery']} gallery, "
+        f"{result['queries_without_positives']} queries without positives.",
+        "",
+    ]
+    lines += [
+        "## Retrieval",
+        "",
+        f"![retrieval grid]({files['grid']})",
+        "",
+        "Each row: a query sketch, then its ten nearest photos (green: same class).",
+        "",
+        "## Per-class AP",
+        "",
+        f"![per-class AP]({files['per_class']})",
+        "",
+        f"| class | {result.get('per_class_metric', 'AP')} |",
+        "|---|---:|",
+    ]
     for name, value in sorted(result["per_class_ap"].items(), key=lambda kv: -kv[1]):
         lines.append(f"| {name} | {value:.4f} |")
-    lines += ["", "## Training", "", f"![training curves]({files['curves']})", "",
-              "## Provenance", ""]
+    lines += [
+        "",
+        "## Training",
+        "",
+        f"![training curves]({files['curves']})",
+        "",
+        "## Provenance",
+        "",
+    ]
     config = result.get("config", {})
     facts = {
-        "run": result["run_id"], "method": result["method"], "preset": result.get("preset"),
+        "run": result["run_id"],
+        "method": result["method"],
+        "preset": result.get("preset"),
         "overrides": ", ".join(result.get("overrides", [])) or "-",
         "data set": f"{result['dataset']} (split {result['split']})",
         "benchmark": f"{result['benchmark']} v{result.get('benchmark_version')}",
         "backbone": f"{result['backbone']} {config.get('backbone_config', {})}",
-        "config hash": result["config_hash"], "seed": result["seed"],
-        "world size": result["world_size"], "devices": ", ".join(result["devices"]),
-        "precision": result["precision"], "versions": result["versions"],
-        "git commit": result.get("git_commit"), "started": result.get("started"),
-        "finished": result.get("finished"), "wall time (s)": result.get("wall_time"),
+        "config hash": result["config_hash"],
+        "seed": result["seed"],
+        "world size": result["world_size"],
+        "devices": ", ".join(result["devices"]),
+        "precision": result["precision"],
+        "versions": result["versions"],
+        "git commit": result.get("git_commit"),
+        "started": result.get("started"),
+        "finished": result.get("finished"),
+        "wall time (s)": result.get("wall_time"),
         "images/s": result.get("images_per_second"),
     }
     lines += [f"- **{key}**: {value}" for key, value in facts.items()]
     return "\n".join(lines) + "\n"
 
 
-def write_report(run: Path, *, per_class: int = 2, tile: int = 64,
-                 data_root: str | None = None) -> Path:
+def write_report(
+    run: Path, *, per_class: int = 2, tile: int = 64, data_root: str | None = None
+) -> Path:
     """Write ``report/`` for a run folder; returns the Markdown file."""
-    paths = RunPaths(Path(run))
+    paths = RunStore(Path(run), writer=False)
     result = read_result(paths.result)
     saved = checkpoint.load(paths.model)
-    options = RunOptions(method="-", data_root=data_root or saved["config"].get("data_root"),
-                         device="cpu")
-    spec = from_checkpoint(saved["config"], options)
+    options = RunOptions(
+        method="-", data_root=data_root or saved["config"].get("data_root"), device="cpu"
+    )
+    spec = resolve_saved(saved["config"], options)
     dataset = spec.build_dataset()
     if set(dataset.unseen_classes) != set(result["per_class_ap"]):
-        raise UserError(f"the data set found at {dataset.describe().get('root')} does not have "
-                        "the run's unseen classes")
+        raise UserError(
+            f"the data set found at {dataset.describe().get('root')} does not have "
+            "the run's unseen classes"
+        )
     method = spec.build_method(saved["num_classes"], pretrained=False)
     method.model().load_state_dict(saved["state"])
     context = distributed.Context()
-    kw = dict(context=context, cache_key=result.get("model_sha256"))
-    queries = embed(method, dataset, "sketch", **kw)
-    gallery = embed(method, dataset, "photo", **kw)
+    key = result.get("model_sha256")
+    queries = embed(method, dataset, "sketch", context=context, cache_key=key)
+    gallery = embed(method, dataset, "photo", context=context, cache_key=key)
     folder = paths.root / "report"
     files = {"grid": "retrieval.png", "per_class": "per_class_ap.png", "curves": "training.png"}
-    _save_png(folder / files["grid"], retrieval_grid(
-        dataset, queries.features, queries.labels, queries.indices, gallery.features,
-        gallery.labels, gallery.indices, per_class=per_class, tile=tile))
+    _save_png(
+        folder / files["grid"],
+        retrieval_grid(
+            dataset,
+            queries.features,
+            queries.labels,
+            queries.indices,
+            gallery.features,
+            gallery.labels,
+            gallery.indices,
+            per_class=per_class,
+            tile=tile,
+        ),
+    )
     ranked = sorted(result["per_class_ap"].items(), key=lambda kv: -kv[1])
-    _save_png(folder / files["per_class"], bar_chart(
-        [k for k, _ in ranked], [v for _, v in ranked],
-        f"{result.get('per_class_metric', 'AP')} per unseen class"))
+    _save_png(
+        folder / files["per_class"],
+        bar_chart(
+            [k for k, _ in ranked],
+            [v for _, v in ranked],
+            f"{result.get('per_class_metric', 'AP')} per unseen class",
+        ),
+    )
     series, boundaries, names = curves_from_history(paths.history)
-    _save_png(folder / files["curves"], line_chart(series, "training loss per epoch",
-                                                   boundaries=boundaries, names=names))
+    _save_png(
+        folder / files["curves"],
+        line_chart(series, "training loss per epoch", boundaries=boundaries, names=names),
+    )
     markdown = folder / "report.md"
     atomic.write_text(markdown, _markdown(result, files))
     return markdown

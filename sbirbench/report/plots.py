@@ -2,21 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from PIL import Image, ImageDraw, ImageFont
 
-PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-           (140, 86, 75), (227, 119, 194), (127, 127, 127)]
+PALETTE = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+]
 
 
-def font(size: int = 13) -> ImageFont.ImageFont:
+def font(size: int = 13) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow without FreeType sizes
         return ImageFont.load_default()
 
 
-def bar_chart(labels: list[str], values: list[float], title: str, *, width: int = 760,
-              row: int = 22, maximum: float = 1.0) -> Image.Image:
+def bar_chart(
+    labels: list[str],
+    values: list[float],
+    title: str,
+    *,
+    width: int = 760,
+    row: int = 22,
+    maximum: float = 1.0,
+) -> Image.Image:
     """Horizontal bars, one per label, with the value written beside each bar."""
     left, top, right = 190, 40, 70
     image = Image.new("RGB", (width, top + row * len(labels) + 20), "white")
@@ -34,8 +51,15 @@ def bar_chart(labels: list[str], values: list[float], title: str, *, width: int 
     return image
 
 
-def line_chart(series: dict[str, list[float]], title: str, *, boundaries: list[int] = (),
-               names: list[str] = (), width: int = 760, height: int = 380) -> Image.Image:
+def line_chart(
+    series: dict[str, list[float]],
+    title: str,
+    *,
+    boundaries: Sequence[int] = (),
+    names: Sequence[str] = (),
+    width: int = 760,
+    height: int = 380,
+) -> Image.Image:
     """Lines over a shared x axis (epochs); vertical lines mark ``boundaries`` (stage
     changes) and ``names`` label the spans between them."""
     left, top, right, bottom = 60, 40, 160, 40
@@ -53,7 +77,7 @@ def line_chart(series: dict[str, list[float]], title: str, *, boundaries: list[i
         high = low + 1.0
     plot_w, plot_h = width - left - right, height - top - bottom
 
-    def xy(index: int, value: float) -> tuple[float, float]:
+    def xy(index: float, value: float) -> tuple[float, float]:
         x = left + (plot_w * index / max(count - 1, 1))
         y = top + plot_h * (1 - (value - low) / (high - low))
         return x, y
@@ -78,7 +102,9 @@ def line_chart(series: dict[str, list[float]], title: str, *, boundaries: list[i
             draw.line(coords, fill=color, width=2)
         for x, y in coords:
             draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=color)
-        draw.rectangle([width - right + 12, top + 18 * i + 4, width - right + 24,
-                        top + 18 * i + 14], fill=color)
+        draw.rectangle(
+            [width - right + 12, top + 18 * i + 4, width - right + 24, top + 18 * i + 14],
+            fill=color,
+        )
         draw.text((width - right + 30, top + 18 * i + 1), name, fill="black", font=small)
     return image

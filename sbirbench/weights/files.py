@@ -1,4 +1,4 @@
-"""Reading pretrained weights: timm's hub download (cache first) and local files.
+"""Reading weight files.
 
 Local files are read with ``torch.load(weights_only=True)`` (no arbitrary unpickling) or
 safetensors. Wrapped checkpoints are unwrapped: DINO's ``teacher``/``student`` entries,
@@ -8,20 +8,18 @@ safetensors. Wrapped checkpoints are unwrapped: DINO's ``teacher``/``student`` e
 from __future__ import annotations
 
 import argparse
+import hashlib
 import pickle
-import socket
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from sbirbench.errors import UserError
 
 #: Preferred entries of a wrapped checkpoint, in order (DINO keeps the teacher for eval).
 WRAPPER_KEYS = ("teacher", "student", "model", "state_dict", "module", "network")
 PREFIXES = ("module.", "_orig_mod.", "backbone.")
-HUB_HOST = "huggingface.co"
 
 
 def read_state_dict(path: str | Path, key: str | None = None) -> dict[str, torch.Tensor]:
@@ -64,8 +62,10 @@ def _unwrap(state: Any, key: str | None, path: Path) -> dict[str, torch.Tensor]:
                 break
         else:
             keys = ", ".join(list(state)[:8])
-            raise UserError(f"{path} holds no state dict (top-level keys: {keys}); "
-                            "name the entry with weights_key=...")
+            raise UserError(
+                f"{path} holds no state dict (top-level keys: {keys}); "
+                "name the entry with weights_key=..."
+            )
     if not isinstance(state, dict):
         raise UserError(f"{path} does not hold a state dict")
     return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
@@ -80,52 +80,10 @@ def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return state
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    try:
-        with socket.create_connection((HUB_HOST, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def timm_pretrained(name: str, **kwargs: Any) -> nn.Module:
-    """``timm.create_model(name, pretrained=True)``: from the local hub cache if the weights
-    are there, else downloaded; without a connection, one clear error (not a minute of
-    retries)."""
-    import huggingface_hub.constants as hub
-    import timm
-
-    offline = hub.HF_HUB_OFFLINE
-    hub.HF_HUB_OFFLINE = True  # cache only: fast, and works without a network
-    try:
-        return timm.create_model(name, pretrained=True, **kwargs)
-    except Exception:
-        pass
-    finally:
-        hub.HF_HUB_OFFLINE = offline
-    if offline or not _hub_reachable():
-        raise UserError(
-            f"cannot download pretrained weights for '{name}' ({HUB_HOST} is unreachable and "
-            "they are not in the local cache); download them elsewhere and pass "
-            "--set backbone.weights=PATH"
-        )
-    try:
-        return timm.create_model(name, pretrained=True, **kwargs)
-    except Exception as exc:
-        raise UserError(f"downloading pretrained weights for '{name}' failed: "
-                        f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}; "
-                        "pass --set backbone.weights=PATH instead") from None
-
-
-def check_timm_model(name: str) -> None:
-    """A one-line error, with suggestions, for a name timm does not know."""
-    import difflib
-
-    import timm
-
-    if timm.is_model(name):
-        return
-    base = name.split(".")[0]
-    close = difflib.get_close_matches(base, timm.list_models(), n=3, cutoff=0.7)
-    hint = f"; did you mean {' or '.join(close)}?" if close else " (see timm.list_models())"
-    raise UserError(f"timm has no model '{name}'{hint}")
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -46,8 +46,13 @@ class LoadReport:
         return text
 
     def as_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "sha256": self.sha256, "tensors_loaded": self.loaded,
-                "dropped": dict(self.dropped), "data_config": dict(self.data_config)}
+        return {
+            "source": self.source,
+            "sha256": self.sha256,
+            "tensors_loaded": self.loaded,
+            "dropped": dict(self.dropped),
+            "data_config": dict(self.data_config),
+        }
 
 
 def _listed(keys: list[str]) -> str:
@@ -55,8 +60,9 @@ def _listed(keys: list[str]) -> str:
     return f"{len(keys)} ({shown}{', ...' if len(keys) > SHOWN else ''})"
 
 
-def load_strict(module: nn.Module, converted: Converted, source: str,
-                ignore: tuple[str, ...] = ()) -> LoadReport:
+def load_strict(
+    module: nn.Module, converted: Converted, source: str, ignore: tuple[str, ...] = ()
+) -> LoadReport:
     """Load ``converted`` into ``module``: all or nothing.
 
     ``ignore`` are key prefixes the user chose to leave out (``weights_ignore``); they are
@@ -76,16 +82,22 @@ def load_strict(module: nn.Module, converted: Converted, source: str,
         problems = []
         if shapes:
             k = shapes[0]
-            problems.append(f"{len(shapes)} differ in shape ('{k}' is {tuple(state[k].shape)} in "
-                            f"the file, {tuple(own[k].shape)} in the model)")
+            problems.append(
+                f"{len(shapes)} differ in shape ('{k}' is {tuple(state[k].shape)} in "
+                f"the file, {tuple(own[k].shape)} in the model)"
+            )
         if missing:
             problems.append(f"missing from the file: {_listed(missing)}")
         if unexpected:
             problems.append(f"unexpected in the file: {_listed(unexpected)}")
-        hint = ("" if not unexpected else
-                "; leave keys out on purpose with --set backbone.weights_ignore=PREFIX,...")
-        raise UserError(f"{source} does not fit {type(module).__name__}: "
-                        f"{'; '.join(problems)}{hint}")
+        hint = (
+            ""
+            if not unexpected
+            else "; leave keys out on purpose with --set backbone.weights_ignore=PREFIX,..."
+        )
+        raise UserError(
+            f"{source} does not fit {type(module).__name__}: {'; '.join(problems)}{hint}"
+        )
     module.load_state_dict(state, strict=True)
     report = LoadReport(source, len(state), dropped)
     output().info(f"[dim]{report.summary()}[/dim]")
@@ -97,14 +109,15 @@ def describe_weights(report: LoadReport | None) -> dict[str, Any]:
     return report.as_dict() if report is not None else {"source": "random initialisation"}
 
 
-def rename_prefixes(state: Mapping[str, torch.Tensor],
-                    rules: Mapping[str, str]) -> dict[str, torch.Tensor]:
+def rename_prefixes(
+    state: Mapping[str, torch.Tensor], rules: Mapping[str, str]
+) -> dict[str, torch.Tensor]:
     """Keys starting with a rule's prefix get the rule's replacement (first rule wins)."""
     out = {}
     for key, value in state.items():
         for old, new in rules.items():
             if key.startswith(old):
-                key = new + key[len(old):]
+                key = new + key[len(old) :]
                 break
         out[key] = value
     return out

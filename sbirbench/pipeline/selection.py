@@ -24,7 +24,7 @@ RULES = ("last", "best-epoch")
 DESCRIPTIONS = {
     "last": "the model after the last epoch",
     "best-epoch": "the epoch with the best test-set value of the headline metric, as the "
-                  "TVT/PSKD release reports (this selects on the test classes)",
+    "TVT/PSKD release reports (this selects on the test classes)",
 }
 
 
@@ -32,13 +32,20 @@ class BestEpoch:
     """Evaluate after every epoch of the last stage; keep the best model's weights in
     ``checkpoints/best.pt`` (with ``best.json``), so a resumed run keeps its best."""
 
-    def __init__(self, method: Method, context: Context, folder: Path, metric: str,
-                 evaluate: Callable[[], dict[str, float]]) -> None:
+    def __init__(
+        self,
+        method: Method,
+        context: Context,
+        folder: Path,
+        metric: str,
+        evaluate: Callable[[], dict[str, float]],
+    ) -> None:
         self.method, self.context, self.metric, self.evaluate = method, context, metric, evaluate
         self.weights = folder / "checkpoints" / "best.pt"
         self.record = folder / "checkpoints" / "best.json"
-        self.best: dict[str, Any] | None = (json.loads(self.record.read_text())
-                                            if self.record.is_file() else None)
+        self.best: dict[str, Any] | None = (
+            json.loads(self.record.read_text()) if self.record.is_file() else None
+        )
 
     def after_epoch(self, epoch: int) -> dict[str, Any]:
         value = float(self.evaluate()[self.metric])
@@ -52,8 +59,7 @@ class BestEpoch:
     def restore(self) -> dict[str, Any]:
         """Load the best epoch's weights into the method (every rank); what was chosen."""
         if self.best is None:
-            return {"rule": "best-epoch", "description": DESCRIPTIONS["best-epoch"],
-                    "epoch": None}
+            return {"rule": "best-epoch", "description": DESCRIPTIONS["best-epoch"], "epoch": None}
         state = checkpoint.load(self.weights)["state"]
         model = self.method.model()
         device = next(iter(model.parameters()), torch.empty(0)).device

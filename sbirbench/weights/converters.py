@@ -64,14 +64,18 @@ def by_order(fixed: Mapping[str, str] | None = None) -> Converter:
         # classifier the model lacks is left to drop_absent_classifier
         order = [k for k in template if not k.startswith(tuple(targets))]
         if len(rest) != len(order):
-            raise UserError(f"the file has {len(rest)} tensors to pair by order but "
-                            f"{type(model).__name__} has {len(order)}")
+            raise UserError(
+                f"the file has {len(rest)} tensors to pair by order but "
+                f"{type(model).__name__} has {len(order)}"
+            )
         out = dict(fixed_keys)
         for (theirs, value), ours in zip(rest, order, strict=True):
             if _kind(theirs) != _kind(ours) or value.shape != template[ours].shape:
-                raise UserError(f"pairing by order fails at '{theirs}' {tuple(value.shape)} -> "
-                                f"'{ours}' {tuple(template[ours].shape)}: not the same "
-                                "architecture")
+                raise UserError(
+                    f"pairing by order fails at '{theirs}' {tuple(value.shape)} -> "
+                    f"'{ours}' {tuple(template[ours].shape)}: not the same "
+                    "architecture"
+                )
             out[ours] = value
         return drop_absent_classifier(Converted(out), model)
 

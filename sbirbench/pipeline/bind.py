@@ -1,0 +1,115 @@
+"""Step 3 of a run: bind the spec to the data set it will read.
+
+Binding builds the data set, fingerprints what it holds (the fingerprint joins the run's
+identity, so changed data never resumes or reuses an old run), and renames the benchmark
+when the test set is not the benchmark's (a subset is recorded as ``<dataset>-<split>``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from sbirbench.config import as_dict, config_hash
+from sbirbench.interfaces import SBIRDataset
+
+from .resolve import Protocol, RunSpec
+
+
+@dataclass(frozen=True)
+class BoundRun:
+    """A spec, its data set, the data's fingerprint and the protocol it is recorded under."""
+
+    spec: RunSpec
+    dataset: SBIRDataset
+    fingerprint: str
+    protocol: Protocol
+    warning: str | None = None
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that decides the trained model (not where data or results live)."""
+        spec = self.spec
+        dataset = {k: v for k, v in as_dict(spec.dataset_config).items() if k != "data_root"}
+        return {
+            "method": spec.method_name,
+            "method_config": as_dict(spec.method_config),
+            "backbone": spec.backbone_name,
+            "backbone_config": as_dict(spec.backbone_config),
+            "dataset": spec.dataset_name,
+            "dataset_config": dataset,
+            "benchmark": self.protocol.benchmark,
+            "benchmark_version": self.protocol.version,
+            "seed": spec.options.seed,
+            "world_size": spec.options.world_size,
+            "precision": spec.precision,
+            "data": self.fingerprint,
+            # only when not the default, so the hashes of earlier runs stay valid
+            **({"select": spec.options.select} if spec.options.select != "last" else {}),
+        }
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.identity())
+
+    def resolved(self) -> dict[str, Any]:
+        """The resolved configuration as stored with results and checkpoints."""
+        spec, protocol = self.spec, self.protocol
+        return {
+            **self.identity(),
+            "preset": spec.preset,
+            "overrides": list(spec.options.overrides),
+            "metrics": list(protocol.metrics),
+            "ap": protocol.ap,
+            "ties": protocol.ties,
+            "hash_bits": protocol.hash_bits,
+            "device": spec.device,
+            "data_root": spec.dataset_config.data_root,
+        }
+
+    def stage_identity(self) -> dict[str, Any]:
+        """What besides a stage's own reuse key decides a stage's output (no method)."""
+        return {
+            k: v
+            for k, v in self.identity().items()
+            if k not in ("method", "method_config", "benchmark", "benchmark_version")
+        }
+
+
+def bind(spec: RunSpec, dataset: SBIRDataset | None = None) -> BoundRun:
+    """Build (or take) the data set and tie the spec to it."""
+    dataset = dataset if dataset is not None else spec.build_dataset()
+    protocol, warning = _check_test_size(spec, dataset)
+    return BoundRun(spec, dataset, data_fingerprint(dataset), protocol, warning)
+
+
+def _check_test_size(spec: RunSpec, dataset: SBIRDataset) -> tuple[Protocol, str | None]:
+    """The protocol, renamed to ``<dataset>-<split>`` when the data's test set is not the
+    benchmark's (a subset, say), with the warning that says so."""
+    protocol = spec.protocol
+    if protocol.test_size is None:
+        return protocol, None
+    found = (len(dataset.items("test", "sketch")), len(dataset.items("test", "photo")))
+    if all(abs(n - want) <= 0.01 * want for n, want in zip(found, protocol.test_size, strict=True)):
+        return protocol, None
+    renamed = protocol.renamed(f"{spec.dataset_name}-{spec.dataset_config.split}")
+    size = protocol.test_size
+    return renamed, (
+        f"the test set found ({found[0]} sketches x {found[1]} photos) is not "
+        f"{protocol.benchmark}'s ({size[0]} x {size[1]}); results are recorded "
+        f"as '{renamed.benchmark}', apart from {protocol.benchmark}"
+    )
+
+
+def data_fingerprint(dataset: SBIRDataset) -> str:
+    """A digest of every (item, label) of both subsets and modalities, with paths taken
+    relative to the data set's root (so moving the data keeps it, changing it does not)."""
+    root = str(dataset.describe().get("root") or "")
+    digest = hashlib.sha256()
+    for subset in ("train", "test"):
+        for modality in ("sketch", "photo"):
+            items = dataset.items(subset, modality)
+            digest.update(f"{subset}/{modality}:{len(items)}\n".encode())
+            for ref, label in items:
+                digest.update(f"{str(ref).removeprefix(root)}\t{label}\n".encode())
+    return digest.hexdigest()

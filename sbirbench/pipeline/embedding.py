@@ -1,0 +1,154 @@
+"""Embedding the test set: the unseen-class sketches (queries) and photos (gallery).
+
+Every rank embeds a strided shard of each set (no padding), and the features are
+gathered by dataset index, as DINO's kNN evaluation does; an unreadable image is dropped
+and counted. Features can be cached on disk, keyed by (model hash, data set, split,
+modality, transform, item list, numerics), so evaluating the same checkpoint again costs
+no forward pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from sbirbench import atomic
+from sbirbench.data import ImageItems, collate, shard
+from sbirbench.devices import autocast_context
+from sbirbench.distributed import (
+    Context,
+    agree,
+    broadcast_object,
+    gather_by_index,
+    max_over_ranks,
+)
+from sbirbench.errors import UserError
+from sbirbench.interfaces import Method, Modality, SBIRDataset
+from sbirbench.paths import cache_dir
+from sbirbench.transforms import describe, eval_transform
+
+
+@dataclass
+class Embedded:
+    """Features of one modality's test items (unreadable items removed)."""
+
+    features: torch.Tensor
+    labels: torch.Tensor
+    indices: torch.Tensor
+    unreadable: list[str]
+
+
+def _cache_path(
+    key: str | None, dataset: SBIRDataset, modality: str, transform: str, refs: list, numerics: str
+) -> Any:
+    if key is None:
+        return None
+    digest = hashlib.sha256()
+    for part in (
+        key,
+        dataset.name,
+        dataset.split,
+        modality,
+        transform,
+        numerics,
+        str(len(refs)),
+        *map(str, refs),
+    ):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return cache_dir("features") / f"{digest.hexdigest()[:32]}.pt"
+
+
+def embed(
+    method: Method,
+    dataset: SBIRDataset,
+    modality: Modality,
+    *,
+    context: Context,
+    batch_size: int = 64,
+    workers: int = 0,
+    precision: str = "fp32",
+    cache_key: str | None = None,
+) -> Embedded:
+    """Embed every test item of ``modality`` (all ranks take part; all get the result)."""
+    items = list(dataset.items("test", modality))
+    if not items:
+        raise UserError(f"data set {dataset.name} has no test {modality}s")
+    transform = eval_transform(method.input_spec())
+    numerics = f"{precision} on {context.device.type}"
+    path = _cache_path(
+        cache_key, dataset, modality, describe(transform), [r for r, _ in items], numerics
+    )
+    cached = None
+    # Rank 0 decides; every rank must see the file, or all of them compute the features.
+    hit = broadcast_object(path is not None and path.is_file() if context.main else None, context)
+    if hit and agree(path.is_file(), context):
+        cached = torch.load(path, map_location="cpu", weights_only=True)
+    if cached is None:
+        cached = _forward(
+            method, dataset, items, modality, transform, context, batch_size, workers, precision
+        )
+        if path is not None and context.main:
+            atomic.torch_save(path, cached)
+    labels = torch.tensor([label for _, label in items])
+    keep = cached["filled"]
+    indices = torch.arange(len(items))[keep]
+    return Embedded(cached["features"][keep], labels[keep], indices, cached["unreadable"])
+
+
+def _forward(
+    method: Method,
+    dataset: SBIRDataset,
+    items: list,
+    modality: Modality,
+    transform,
+    context: Context,
+    batch_size: int,
+    workers: int,
+    precision: str,
+) -> dict[str, Any]:
+    data = ImageItems(dataset, items, modality, transform, replace=False)
+    loader = torch.utils.data.DataLoader(
+        data,
+        batch_size=batch_size,
+        sampler=shard(len(items), context.rank, context.world),
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=context.device.type == "cuda",
+    )
+    model = method.model()
+    was_training = model.training
+    model.eval()
+    features, indices, unreadable = [], [], []
+    with torch.inference_mode(), autocast_context(context.device, precision):
+        for batch in loader:
+            unreadable.extend(batch.unreadable)
+            if len(batch.indices) == 0:
+                continue
+            out = method.embed(batch.images.to(context.device, non_blocking=True), modality)
+            features.append(out.float())
+            indices.append(batch.indices.to(context.device))
+    model.train(was_training)
+    # A rank with nothing to embed (a small or unreadable shard) still joins the gather.
+    dim = max_over_ranks(features[0].shape[1] if features else 0, context)
+    if dim == 0:
+        raise UserError(f"no readable test {modality} in data set {dataset.name}")
+    local = torch.cat(features) if features else torch.zeros(0, dim, device=context.device)
+    local_idx = (
+        torch.cat(indices) if indices else torch.zeros(0, dtype=torch.long, device=context.device)
+    )
+    full, filled = gather_by_index(local, local_idx, len(items), context)
+    if context.distributed:
+        unreadable = [path for part in _all_gather_objects(unreadable, context) for path in part]
+    return {"features": full.cpu(), "filled": filled.cpu(), "unreadable": sorted(set(unreadable))}
+
+
+def _all_gather_objects(value: Any, context: Context) -> list[Any]:
+    import torch.distributed as dist
+
+    out: list[Any] = [None] * context.world
+    dist.all_gather_object(out, value)
+    return out

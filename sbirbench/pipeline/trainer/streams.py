@@ -1,0 +1,110 @@
+"""The photo and sketch streams of a training stage.
+
+Data order and augmentation are seeded by the stage's name, not its position, so a stage
+sees the same batches whether or not earlier stages ran in this process (a reused
+teacher, a resumed run).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from torch.utils.data import DataLoader
+
+from sbirbench.data import (
+    EpochSampler,
+    ImageItems,
+    LoadedBatch,
+    batches_per_epoch,
+    make_loader,
+    mix_seed,
+)
+from sbirbench.distributed import Context
+from sbirbench.errors import UserError
+from sbirbench.interfaces import Modality, SBIRDataset, Schedule, Stage
+
+MODALITIES: tuple[Modality, Modality] = ("photo", "sketch")
+
+
+@dataclass
+class Stream:
+    """One modality's items, sampler and loader."""
+
+    sampler: EpochSampler
+    loader: DataLoader
+
+    def start(self, epoch: int, used_batches: int) -> Iterator[LoadedBatch]:
+        """Batches of ``epoch`` after the first ``used_batches`` (a resumed epoch)."""
+        self.sampler.begin(epoch, used_batches * (self.loader.batch_size or 1))
+        return iter(self.loader)
+
+
+def steps_per_epoch(stage: Stage, dataset: SBIRDataset, world: int) -> int:
+    """Optimiser steps per epoch: until the photo or the sketch stream runs out."""
+    settings = stage.settings
+    micro = settings.batch_size // settings.accum_steps
+    modalities: tuple[Modality, ...] = ("photo", "sketch") if settings.skt_factor else ("photo",)
+    counts = {m: len(dataset.items("train", m)) for m in modalities}
+    if not counts["photo"]:
+        raise UserError(
+            f"stage {stage.name}: the data set has no training photos (are all its classes unseen?)"
+        )
+    steps = batches_per_epoch(counts["photo"], world, micro) // settings.accum_steps
+    if "sketch" in counts:
+        steps = min(
+            steps,
+            batches_per_epoch(counts["sketch"], world, micro)
+            * settings.skt_factor
+            // settings.accum_steps,
+        )
+    if steps == 0:
+        listed = " and ".join(f"{n} training {m}s" for m, n in counts.items())
+        raise UserError(
+            f"stage {stage.name}: batch_size {settings.batch_size} is too "
+            f"large for {listed} on {world} process(es)"
+        )
+    return steps
+
+
+def make_streams(
+    stage_name: str,
+    settings: Schedule,
+    dataset: SBIRDataset,
+    transform: Callable,
+    context: Context,
+    seed: int,
+    workers: int,
+) -> dict[Modality, Stream]:
+    """The photo stream, and the sketch stream unless the stage uses no sketches."""
+    micro = settings.batch_size // settings.accum_steps
+    stage_id = zlib.crc32(stage_name.encode())
+    streams: dict[Modality, Stream] = {}
+    for index, modality in enumerate(MODALITIES):
+        if modality == "sketch" and settings.skt_factor == 0:
+            continue
+        items = ImageItems(
+            dataset,
+            dataset.items("train", modality),
+            modality,
+            transform,
+            seed=seed,
+            stream=2 * stage_id + index,
+        )
+        sampler = EpochSampler(
+            items,
+            num_replicas=context.world,
+            rank=context.rank,
+            seed=mix_seed(seed, stage_id, index),
+        )
+        loader = make_loader(
+            items,
+            sampler,
+            micro,
+            workers=workers,
+            pin_memory=context.device.type == "cuda",
+            seed=mix_seed(seed, stage_id, index, context.rank),
+        )
+        streams[modality] = Stream(sampler, loader)
+    return streams

@@ -1,0 +1,63 @@
+"""The run pipeline was rebuilt (issue 15) without changing what a run computes: seed-0
+runs of ce, kd and pskd on the embedded data set give the metrics (to 1e-6) and the
+configuration hashes that the code before the rebuild wrote (tests/data/, recorded with
+commit daa15ac)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .cli_helpers import invoke
+
+RECORDED = json.loads((Path(__file__).parent / "data" / "seed0_before_refactor.json").read_text())
+SMALL = [
+    "--set",
+    "dataset.sketches_per_class=8",
+    "--set",
+    "dataset.photos_per_class=8",
+    "--batch-size",
+    "8",
+    "--epochs",
+    "1",
+]
+FAST_ARGS = {
+    "ce": SMALL,
+    "kd": [*SMALL, "--set", "teacher_epochs=1", "--set", "teacher_batch_size=8"],
+    "pskd": [*SMALL, "--set", "teacher_epochs=1", "--set", "teacher_batch_size=8"],
+}
+
+
+def run_and_compare(capsys, tmp_path: Path, method: str, args: list[str], recorded: dict) -> None:
+    outcome = invoke(
+        capsys,
+        "run",
+        method,
+        "--dataset",
+        "synthetic",
+        "--seed",
+        "0",
+        *args,
+        "--out",
+        str(tmp_path),
+        "--log-format",
+        "quiet",
+    )
+    assert outcome.code == 0, outcome.err
+    result = json.loads(next(tmp_path.rglob("result.json")).read_text())
+    assert result["config_hash"] == recorded["config_hash"]
+    for metric, value in recorded["metrics"].items():
+        assert result["metrics"][metric] == pytest.approx(value, abs=1e-6), metric
+
+
+@pytest.mark.parametrize("method", ["ce", "kd", "pskd"])
+def test_short_seed0_runs_are_unchanged(method, tmp_path, capsys):
+    run_and_compare(capsys, tmp_path, method, FAST_ARGS[method], RECORDED["fast"][method])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["ce", "kd", "pskd"])
+def test_cpu_smoke_seed0_runs_are_unchanged(method, tmp_path, capsys):
+    run_and_compare(capsys, tmp_path, method, [], RECORDED["full"][method])
