@@ -31,7 +31,7 @@ def fake_result(run_id, method, seed, map_all, prec, benchmark="tuberlin-30", ov
         "config": {
             "method": method,
             "seed": seed,
-            "method_config": {"lr": 5e-4},
+            "method_config": {"lr": 5e-4, "ila": "ila=false" not in overrides},
             "overrides": list(overrides),
         },
         "metrics": {"map@all": map_all, "prec@100": prec},
@@ -50,13 +50,13 @@ RESULTS = [
 def test_rows_group_seeds_with_mean_interval_and_sample_std():
     (board,) = build_boards(RESULTS, load_benchmarks())
     rows = {r.label: r for r in board.rows}
-    pskd = rows["pskd [vit_tokens, preset tuberlin-30]"]
+    pskd = rows["pskd [vit_tokens, preset tuberlin-30, ila=True]"]
     assert pskd.runs == 3
     assert pskd.values["map@all"].mean == pytest.approx(0.51)
     assert pskd.std["map@all"] == pytest.approx(statistics.stdev([0.50, 0.52, 0.51]))
     assert pskd.values["map@all"].half_width == pytest.approx(4.303 * 0.01 / 3**0.5, rel=1e-4)
     assert rows["ce [vit_tokens, preset tuberlin-30]"].values["map@all"].half_width is None
-    assert rows["pskd [vit_tokens, preset tuberlin-30, ila=false]"].runs == 1
+    assert rows["pskd [vit_tokens, preset tuberlin-30, ila=False]"].runs == 1
     published = [r for r in board.rows if r.published]
     assert any(
         r.label.startswith("PSKD (MM 22)") and r.values["map@all"].mean == 0.502 for r in published
@@ -70,14 +70,14 @@ def test_every_format():
     boards = build_boards(RESULTS, load_benchmarks())
     assert "0.510 ± 0.025" in render(boards, "rich")  # the 95% t half-width of 3 runs
     github = render(boards, "github")
-    assert re.search(r"\| pskd \[vit_tokens, preset tuberlin-30\]\s+\| 3\s+\|", github)
+    assert re.search(r"\| pskd \[vit_tokens, preset tuberlin-30, ila=True\]\s+\| 3\s+\|", github)
     assert "**0.510 ± 0.025**" in github
     assert "PSKD (MM 22) †" in github
     rows = list(csv.DictReader(io.StringIO(render(boards, "csv"))))
     pskd = next(
         r
         for r in rows
-        if r["method"].startswith("pskd [vit_tokens, preset tuberlin-30]")
+        if r["method"].startswith("pskd [vit_tokens, preset tuberlin-30, ila=True]")
         and r["metric"] == "map@all"
     )
     assert float(pskd["mean"]) == pytest.approx(0.51) and pskd["runs"] == "3"
@@ -90,7 +90,7 @@ def test_every_format():
 def test_compare_reports_deltas_and_config_differences():
     diff = compare(RESULTS[0], RESULTS[4])
     assert diff["metrics"]["map@all"]["delta"] == pytest.approx(-0.10)
-    assert set(diff["config"]) == {"overrides"}
+    assert set(diff["config"]) == {"overrides", "method_config.ila"}
     sklearn = {**RESULTS[4], "conventions": {"ap": "sklearn"}, "hash": {"bits": 64}}
     measured = compare({**RESULTS[0], "conventions": {"ap": "interpolated"}}, sklearn)["config"]
     assert measured["conventions.ap"] == {"a": "interpolated", "b": "sklearn"}
@@ -123,3 +123,72 @@ def test_cli_leaderboard_and_compare(tmp_path, capsys):
     assert "seed" in rich.out and "+0.0200" in rich.out
     missing = invoke(capsys, "leaderboard", "--runs", str(tmp_path), "--benchmark", "sketchy-21")
     assert missing.code != 0 and "no results for benchmark sketchy-21" in missing.err
+
+
+def test_repeats_of_a_seed_count_once_and_are_named():
+    repeat = {**fake_result("a2", "pskd", 0, 0.90, 0.90), "finished": "2026-12-02T10:00:00"}
+    first = {**RESULTS[0], "finished": "2026-12-01T10:00:00"}
+    (board,) = build_boards([first, repeat, *RESULTS[1:3]], load_benchmarks())
+    row = next(r for r in board.rows if r.method == "pskd" and r.measured)
+    assert row.runs == 3 and "a" not in row.run_ids and "a2" in row.run_ids
+    assert [(d.kept, d.dropped, d.seed) for d in board.duplicates] == [("a2", "a", 0)]
+    assert "Repeats of a configuration and seed" in render([board], "github")
+
+
+def test_labels_show_every_setting_that_differs():
+    trained = fake_result("t", "ce", 0, 0.4, 0.5)
+    untrained = fake_result("u", "ce", 0, 0.1, 0.1)
+    trained["config"]["method_config"]["epochs"] = 10
+    untrained["config"]["method_config"]["epochs"] = 0  # --epochs 0: not in the overrides
+    labels = {
+        r.label for r in build_boards([trained, untrained], load_benchmarks())[0].rows if r.measured
+    }
+    assert labels == {
+        "ce [vit_tokens, preset tuberlin-30, epochs=10]",
+        "ce [vit_tokens, preset tuberlin-30, epochs=0]",
+    }
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("[1, 2]", "holds a JSON list, not an object"),
+        (
+            '{"schema": 2, "run_id": "x", "method": "ce", "metrics": {"map@all": 0.1}}',
+            "has no 'benchmark'",
+        ),
+        (
+            '{"schema": 2, "run_id": "x", "method": "ce", "benchmark": "b", '
+            '"metrics": {"map@all": "high"}}',
+            "has a metric that is not a number",
+        ),
+        ('{"schema": 7, "run_id": "x"}', "has result schema 7"),
+        ("{truncated", "is not readable JSON"),
+        (
+            '{"schema": 2, "run_id": "x", "method": "ce", "benchmark": "b", '
+            '"metrics": {"map@all": 0.1}, "wall_time": 3}',
+            "'wall_time' that is not an object",
+        ),
+    ],
+)
+def test_a_bad_result_file_is_skipped_and_named(tmp_path, capsys, content, reason):
+    good = tmp_path / "tuberlin-30" / "pskd" / "a"
+    good.mkdir(parents=True)
+    (good / "result.json").write_text(json.dumps(RESULTS[0]))
+    bad = tmp_path / "tuberlin-30" / "pskd" / "zz"
+    bad.mkdir(parents=True)
+    (bad / "result.json").write_text(content)
+    outcome = invoke(capsys, "leaderboard", "--runs", str(tmp_path), "--format", "github")
+    assert outcome.code == 0 and "0.500" in outcome.out
+    assert f"skipped {bad / 'result.json'}: " in outcome.err and reason in outcome.err
+    compared = invoke(capsys, "compare", str(good), str(bad))
+    assert compared.code == 2 and reason in compared.err and "Traceback" not in compared.err
+
+
+def test_unfinished_runs_are_listed_apart(tmp_path, capsys):
+    run = tmp_path / "synthetic" / "ce" / "20261202-x"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    outcome = invoke(capsys, "leaderboard", "--runs", str(tmp_path))
+    assert outcome.code == 2 and "no results under" in outcome.err
+    assert "1 unfinished run(s)" in outcome.err and str(run) in outcome.err

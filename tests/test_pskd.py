@@ -290,6 +290,7 @@ def test_trained_student_beats_the_untrained_network_on_unseen_classes(tmp_path,
     assert after > before + 0.15, (before, after)
 
 
+@pytest.mark.slow
 def test_a_student_reuses_an_identical_teacher_from_another_run(tmp_path, capsys):
     shared = tmp_path / "shared"
     assert (

@@ -1,7 +1,9 @@
 """The run pipeline was rebuilt (issue 15) without changing what a run computes: seed-0
-runs of ce, kd and pskd on the embedded data set give the metrics (to 1e-6) and the
-configuration hashes that the code before the rebuild wrote (tests/data/, recorded with
-commit daa15ac)."""
+runs of ce, kd and pskd on the embedded data set give the metrics and the configuration
+hashes that the code before the rebuild wrote (tests/data/, recorded with commit daa15ac).
+The metrics agree to 1e-4, not bit for bit: the number of BLAS/OpenMP threads changes the
+last bits of float32 sums (1 thread against 2 moved kd's mAP@all by 4e-6), while a change
+of behaviour moves them by far more."""
 
 from __future__ import annotations
 
@@ -49,7 +51,7 @@ def run_and_compare(capsys, tmp_path: Path, method: str, args: list[str], record
     result = json.loads(next(tmp_path.rglob("result.json")).read_text())
     assert result["config_hash"] == recorded["config_hash"]
     for metric, value in recorded["metrics"].items():
-        assert result["metrics"][metric] == pytest.approx(value, abs=1e-6), metric
+        assert result["metrics"][metric] == pytest.approx(value, abs=1e-4), metric
 
 
 @pytest.mark.parametrize("method", ["ce", "kd", "pskd"])
