@@ -77,7 +77,9 @@ def main() -> None:
     )
     parser.add_argument("--iters", type=int, default=0, help="0: 20 on GPU, 3 on CPU")
     parser.add_argument("--peak-tflops", type=float, default=989.0)
+    parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
+    rows = []
     device = torch.device(args.device)
     gpu = device.type == "cuda"
     name = torch.cuda.get_device_name(device) if gpu else f"CPU ({torch.get_num_threads()} threads)"
@@ -102,11 +104,31 @@ def main() -> None:
                     )
                     tflops = rate * flops * (3 if train else 1) / 1e12
                     peak = f"  {100 * tflops / args.peak_tflops:8.1f}%" if gpu else ""
+                    rows.append(
+                        {
+                            "model": model_name,
+                            "mode": "train" if train else "eval",
+                            "precision": precision,
+                            "compiled": compiled,
+                            "batch": batch,
+                            "images_per_second": rate,
+                            "tflops": tflops,
+                            "peak_fraction": tflops / args.peak_tflops if gpu else None,
+                        }
+                    )
                     print(
                         f"{model_name:8} {'train' if train else 'eval':6} {precision:5} "
                         f"{compiled!s:8} {batch:5d} {rate:9.1f} {tflops:8.3f}{peak}",
                         flush=True,
                     )
+
+    if args.json:
+        import json
+
+        with open(args.json, "w") as handle:
+            json.dump(
+                {"device": name, "peak_tflops": args.peak_tflops, "rows": rows}, handle, indent=2
+            )
 
 
 if __name__ == "__main__":

@@ -107,6 +107,17 @@ def main() -> None:
         "--chunk-sizes", default="", help="also time these chunk sizes, e.g. 64,256,1024"
     )
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument(
+        "--ties",
+        choices=("shared", "index"),
+        default="shared",
+        help="the tie rule timed (and --compare-ties: both)",
+    )
+    parser.add_argument(
+        "--compare-ties",
+        action="store_true",
+        help="also time the other tie rule (ratio in the output)",
+    )
     args = parser.parse_args()
 
     q, ql, g, gl = data(args.scale)
@@ -129,7 +140,7 @@ def main() -> None:
             similarity="dot",
             per_query=True,
             device=dev,
-            **kw,
+            **{"ties": args.ties, **kw},
         )
         if dev.type == "cuda":
             torch.cuda.synchronize()
@@ -142,8 +153,17 @@ def main() -> None:
         "device": args.device,
         "queries": nq,
         "gallery": len(g),
+        "ties": args.ties,
         "ours_s": t_ours,
     }
+    if args.compare_ties:
+        other = "index" if args.ties == "shared" else "shared"
+        t_other, _ = timed(lambda: run(ties=other), args.repeats)
+        figures[f"ties_{other}_s"] = t_other
+        print(
+            f"ties={other:7}          {t_other:8.3f} s   ties={args.ties} / ties={other} = "
+            f"{t_ours / t_other:.2f}"
+        )
     print(
         f"retrieval_metrics      {t_ours:8.3f} s   mAP@all {ours['map@all']:.6f}  "
         f"Prec@100 {ours['prec@100']:.6f}"
