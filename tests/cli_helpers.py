@@ -58,6 +58,29 @@ def spawn(*args: str, env: dict | None = None, timeout: float = 300) -> Outcome:
     return Outcome(proc.returncode, proc.stdout, proc.stderr)
 
 
+def pip_install_offline(source: Path, site: Path) -> dict[str, str]:
+    """pip-install the package at ``source`` into ``site`` (no index, no dependencies, no
+    build isolation); the environment that imports it first."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(site),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return {**os.environ, "PYTHONPATH": str(site)}
+
+
 def only_run(out: Path, benchmark: str = "synthetic", method: str = "ce") -> Path:
     runs = sorted((out / benchmark / method).iterdir())
     assert len(runs) == 1, runs

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import pytest
 
-from .cli_helpers import invoke
+from .cli_helpers import invoke, pip_install_offline
 
 
 @pytest.mark.slow
@@ -18,24 +17,7 @@ def test_new_method_installs_and_passes_its_own_test(tmp_path, capsys):
     root = tmp_path / "sbirbench-my-probe"
     assert (root / "sbirbench_my_probe" / "method.py").is_file()
     site = tmp_path / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "--target",
-            str(site),
-            str(root),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    env = {**os.environ, "PYTHONPATH": str(site)}
+    env = pip_install_offline(root, site)
     listed = subprocess.run(
         [sys.executable, "-m", "sbirbench", "list", "methods"],
         env=env,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+from .cli_helpers import pip_install_offline
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
 
@@ -35,24 +36,7 @@ def test_the_worked_example_installs_and_runs(tmp_path):
         (package / name).parent.mkdir(parents=True, exist_ok=True)
         (package / name).write_text(code)
     site = tmp_path / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "--target",
-            str(site),
-            str(package),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    env = {**os.environ, "PYTHONPATH": str(site)}
+    env = pip_install_offline(package, site)
     listed = subprocess.run(
         [sys.executable, "-m", "sbirbench", "list", "methods"],
         env=env,

@@ -15,6 +15,8 @@ import sbirbench
 from sbirbench import plugins as plugins_module
 from sbirbench.testing import ToyDataset, registered_plugin
 
+from .cli_helpers import pip_install_offline
+
 
 class ToyPlugin:
     @sbirbench.hookimpl
@@ -138,24 +140,7 @@ def test_pip_installed_plugin_shows_up(tmp_path):
     (src / "pyproject.toml").write_text(PLUGIN_PYPROJECT)
     (src / "sbirbench_hello" / "__init__.py").write_text(textwrap.dedent(PLUGIN_MODULE))
     target = tmp_path / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "--target",
-            str(target),
-            str(src),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    env = {**__import__("os").environ, "PYTHONPATH": str(target)}
+    env = pip_install_offline(src, target)
     cli = [sys.executable, "-m", "sbirbench"]
     listing = subprocess.run(
         [*cli, "list", "methods", "--json"], env=env, check=True, capture_output=True, text=True
