@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import time
 
 import torch
@@ -123,8 +124,6 @@ def main() -> None:
                     )
 
     if args.json:
-        import json
-
         with open(args.json, "w") as handle:
             json.dump(
                 {"device": name, "peak_tflops": args.peak_tflops, "rows": rows}, handle, indent=2
