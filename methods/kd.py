@@ -18,7 +18,7 @@ from torch import nn
 from sbirbench.interfaces import Batch, Method, MethodSetup, Stage, StageSettings
 
 from .losses import label_smoothed_ce
-from .teacher import DistillConfig, head_groups, student_and_teacher, teacher_stage
+from .teacher import DistillConfig, head_groups, student_and_teacher, teacher_stages
 
 
 @dataclass(frozen=True)
@@ -65,9 +65,7 @@ class KD(Method):
         return {"loss": c.ce_weight * ce + c.kd_weight * kd, "ce": ce, "kd": kd}
 
     def stages(self) -> list[Stage]:
-        stages = (
-            [] if self.config.teacher_checkpoint else [teacher_stage(self.teacher, self.config)]
-        )
+        stages = teacher_stages(self.teacher, self.config)
         stages.append(
             Stage(
                 "student",

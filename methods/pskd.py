@@ -31,7 +31,7 @@ from sbirbench.interfaces import (
 
 from .losses import label_smoothed_ce
 from .pskd_losses import correlation_matrix, ila_loss, reconstruct_teacher, skd_loss
-from .teacher import DistillConfig, head_groups, student_and_teacher, teacher_stage
+from .teacher import DistillConfig, head_groups, student_and_teacher, teacher_stages
 
 
 @dataclass(frozen=True)
@@ -71,9 +71,7 @@ class PSKD(Method):
         self.student, self.teacher = student_and_teacher(config, setup, teacher=config.distill)
 
     def stages(self) -> list[Stage]:
-        stages = []
-        if self.teacher is not None and not self.config.teacher_checkpoint:
-            stages.append(teacher_stage(self.teacher, self.config))
+        stages = teacher_stages(self.teacher, self.config)
         frozen = {"teacher": self.teacher} if self.teacher is not None else {}
         stages.append(
             Stage(

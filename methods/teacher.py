@@ -112,6 +112,14 @@ def teacher_stage(teacher: HeadedBackbone, config: DistillConfig) -> Stage:
     )
 
 
+def teacher_stages(teacher: HeadedBackbone | None, config: DistillConfig) -> list[Stage]:
+    """The teacher stage, unless the teacher comes from ``teacher_checkpoint`` or the
+    student trains for 0 epochs (an untrained student never asks the teacher)."""
+    if teacher is None or config.teacher_checkpoint or config.epochs == 0:
+        return []
+    return [teacher_stage(teacher, config)]
+
+
 def load_teacher(teacher: HeadedBackbone, path: Path) -> None:
     """Teacher weights from a run's ``stages/teacher.pt``, a ``ce`` run's
     ``checkpoint.pt``, or a plain state dict of the network."""

@@ -113,7 +113,7 @@ def evaluate_options(
     log: str = "rich",
 ) -> Result:
     """:func:`evaluate` from a :class:`RunOptions` (what the command line builds)."""
-    from sbirbench.pipeline.execute import evaluate_saved
+    from sbirbench.pipeline.saved import evaluate_saved
 
     path = Path(checkpoint)
     path = path / "checkpoint.pt" if path.is_dir() else path

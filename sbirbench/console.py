@@ -36,9 +36,18 @@ class Output:
         self.log_path = path if self.active else None
 
     def _log(self, message: str) -> None:
-        if self.log_path is not None:
+        if self.log_path is None:
+            return
+        try:
             with open(self.log_path, "a") as handle:
                 handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {Text.from_markup(message)}\n")
+        except OSError as exc:  # the run's own writes report the cause; the log must not
+            path, self.log_path = self.log_path, None
+            print(
+                f"warning: cannot write {path} ({exc.strerror or exc}); the log goes to the "
+                "console only",
+                file=sys.stderr,
+            )
 
     def record(self, message: str) -> None:
         """A line for the run's log file only (the console shows it its own way)."""

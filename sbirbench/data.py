@@ -103,7 +103,9 @@ class ImageItems(Dataset):
         seed = mix_seed(self.seed, self.stream, epoch, index)
         state = random.getstate()
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            # The CPU generator only: torch.manual_seed would also queue a lazy CUDA
+            # seed, which records a stack trace on every call (5 ms a sample).
+            torch.default_generator.manual_seed(seed)
             random.seed(seed)
             tensor = self.transform(image)
         random.setstate(state)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -55,7 +55,8 @@ class Plugins:
     def registry(self, kind: str) -> Registry[Any]:
         """The registry of one kind: "dataset", "backbone" or "method"."""
         if self._registries is None:
-            self._registries = _build_registries(self.manager)
+            builtin = {n for n, info in self.infos.items() if info.distribution == "sbirbench"}
+            self._registries = _build_registries(self.manager, builtin)
         return self._registries[kind]
 
     @property
@@ -168,17 +169,22 @@ def _check_pending(plugins: Plugins, debug: bool) -> None:
             plugins.infos.pop(name, None)
 
 
-def _build_registries(manager: pluggy.PluginManager) -> dict[str, Registry[Any]]:
-    """Call every registration hook; a plugin whose hook raises is skipped for that kind
-    with a warning naming it (the others, built-ins included, still load)."""
+def _build_registries(
+    manager: pluggy.PluginManager, builtin: Collection[str] = ()
+) -> dict[str, Registry[Any]]:
+    """Call every registration hook. A plugin whose hook raises, or whose registration
+    breaks the contract or takes a name already taken, is skipped for that kind with a
+    warning naming it; the others, built-ins included, still load (``--debug`` raises)."""
     from sbirbench.console import output
     from sbirbench.contract import CHECKS
 
     registries: dict[str, Registry[Any]] = {kind: Registry(kind, CHECKS[kind]) for kind in KINDS}
     for kind in KINDS:
         caller = getattr(manager.hook, HOOKS[kind])
-        # Each implementation is called on its own so that every entry knows its origin.
-        for impl in caller.get_hookimpls():
+        # Each implementation is called on its own so that every entry knows its origin;
+        # the built-ins first, so that a plugin taking a built-in name is the one skipped.
+        impls = sorted(caller.get_hookimpls(), key=lambda i: i.plugin_name not in builtin)
+        for impl in impls:
             calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
             try:
                 impl.function(*[{"register": _recorder(calls)}[arg] for arg in impl.argnames])
@@ -190,8 +196,14 @@ def _build_registries(manager: pluggy.PluginManager) -> dict[str, Registry[Any]]
                     f"skipped: {type(exc).__name__}: {exc}"
                 )
                 continue
-            for args, kwargs in calls:  # all of a plugin's entries, or none
-                registries[kind].add(*args, origin=impl.plugin_name, **kwargs)
+            try:  # all of a plugin's entries, or none
+                for args, kwargs in calls:
+                    registries[kind].add(*args, origin=impl.plugin_name, **kwargs)
+            except UserError as exc:
+                if debug_enabled():
+                    raise
+                registries[kind].remove_origin(impl.plugin_name)
+                output().warn(f"{exc}; plugin '{impl.plugin_name}' was skipped")
     return registries
 
 

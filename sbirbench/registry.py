@@ -129,6 +129,12 @@ class Registry(Generic[T]):
         for alias in aliases:
             self._aliases[alias] = name
 
+    def remove_origin(self, origin: str) -> None:
+        """Drop every entry (and its aliases) that plugin ``origin`` registered."""
+        for name in [n for n, e in self._entries.items() if e.origin == origin]:
+            del self._entries[name]
+        self._aliases = {a: n for a, n in self._aliases.items() if n in self._entries}
+
     def _owner(self, key: str) -> Entry[T] | None:
         if key in self._entries:
             return self._entries[key]

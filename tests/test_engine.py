@@ -312,6 +312,11 @@ def test_two_process_gloo_run_equals_single_process_evaluation(tmp_path):
             "batch_size=0: must be at least 1",
         ),
         (["run", "ce", "--dataset", "synthetic", "--set", "lr=-1"], "lr=-1.0: must be positive"),
+        (["run", "ce", "--dataset", "synthetic", "--set", "lr=nan"], "lr=nan: must be a finite"),
+        (
+            ["run", "ce", "--dataset", "synthetic", "--set", "dataset.image_size=0"],
+            "image_size=0: must be at least 16 pixels",
+        ),
         (
             ["run", "kd", "--dataset", "synthetic", "--set", "teacher_accum_steps=3"],
             "teacher stage settings: batch_size 32 is not a multiple of accum_steps 3",

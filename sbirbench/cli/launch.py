@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from sbirbench.errors import UserError
 
@@ -26,8 +27,18 @@ def launch(nproc: int, argv: Sequence[str]) -> None:
     try:
         run(args)
     except ChildFailedError as exc:
-        codes = sorted({failure.exitcode for failure in exc.failures.values()})
-        raise UserError(
-            f"{len(exc.failures)} of {nproc} workers failed (exit code "
-            f"{', '.join(map(str, codes))}); their message is above"
-        ) from None
+        raise UserError(describe_failures(exc.failures, nproc)) from None
+
+
+def describe_failures(failures: dict[int, Any], nproc: int) -> str:
+    """One line naming the failed ranks. A rank killed by a signal (the OOM killer, a
+    scheduler, kill -9) leads: the others then fail only because their peer is gone."""
+    failed = sorted(failures.items())
+    killed = [f"rank {r} was killed by {f.signal_name()}" for r, f in failed if f.exitcode < 0]
+    each = ", ".join(
+        f"rank {r}: "
+        + (f"killed by {f.signal_name()}" if f.exitcode < 0 else f"exit code {f.exitcode}")
+        for r, f in failed
+    )
+    lead = "; ".join(killed) + "; " if killed else ""
+    return f"{lead}{len(failed)} of {nproc} workers failed ({each}); their messages are above"

@@ -8,7 +8,7 @@
 5. ``trainer``    :class:`Trainer`, the training loop and its state
 6. ``evaluation`` :func:`evaluate` -> :class:`Evaluation`
 7. ``result``     :func:`make_result`, the one place result.json is built
-8. ``execute``    the steps in order (:func:`execute`, :func:`evaluate_saved`)
+8. ``execute``    the steps in order (:func:`execute`); ``saved``: :func:`evaluate_saved`
 
 Nothing here imports the command line; the CLI and :mod:`sbirbench.api` call these.
 """

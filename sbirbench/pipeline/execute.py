@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,12 @@ import torch
 from sbirbench import checkpoint, distributed
 from sbirbench.console import Output, set_output
 from sbirbench.errors import UserError
+from sbirbench.interfaces import Method
 from sbirbench.weights.files import file_sha256
 
 from .bind import BoundRun, bind
-from .evaluation import evaluate, headline
-from .options import RunOptions
-from .resolve import RunSpec, resolve_saved
+from .evaluation import Evaluation, evaluate, headline
+from .resolve import RunSpec
 from .result import describe_init, make_result
 from .selection import DESCRIPTIONS, BestEpoch
 from .store import RunStore, choose_run
@@ -38,7 +39,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _eval_batch(context: distributed.Context, asked: int | None) -> int:
+def eval_batch(context: distributed.Context, asked: int | None) -> int:
     return asked or (256 if context.device.type == "cuda" else 64)
 
 
@@ -67,7 +68,7 @@ def execute(
         seed_everything(spec.options.seed)
         # the method and trainer exist before any folder: a bad teacher or weights path, an
         # unknown feature or a batch larger than the data leaves nothing behind
-        method = spec.build_method(len(bound.dataset.seen_classes))
+        method = build_method(spec, bound)
         if workers is None:  # loader processes only pay off beside a GPU
             workers = (
                 min(8, max(1, (os.cpu_count() or 1) // context.world))
@@ -115,6 +116,20 @@ def execute(
         distributed.teardown(context, succeeded=succeeded)
 
 
+def build_method(spec: RunSpec, bound: BoundRun) -> Method:
+    """The method for the bound data set; a method that trains needs a seen class."""
+    seen = len(bound.dataset.seen_classes)
+    with warnings.catch_warnings():  # a frozen method's heads may have no class at all
+        warnings.filterwarnings("ignore", "Initializing zero-element tensors")
+        method = spec.build_method(seen)
+    if not seen and any(stage.settings.epochs > 0 for stage in method.stages()):
+        raise UserError(
+            f"{spec.dataset_name} split {spec.dataset_config.split} leaves no seen class "
+            f"to train {spec.method_name} on (every class is unseen)"
+        )
+    return method
+
+
 def _train_and_evaluate(
     bound: BoundRun,
     trainer: Trainer,
@@ -134,7 +149,7 @@ def _train_and_evaluate(
         f"{spec.dataset_config.split}), backbone {spec.backbone_name}, preset "
         f"{spec.preset or '-'}, seed {spec.options.seed}"
     )
-    batch, workers = _eval_batch(context, eval_batch_size), trainer.options.workers
+    batch, workers = eval_batch(context, eval_batch_size), trainer.options.workers
 
     def measure(cache_key: str | None = None):
         return evaluate(
@@ -151,7 +166,7 @@ def _train_and_evaluate(
     tracker = None
     if spec.options.select == "best-epoch":
         tracker = BestEpoch(
-            method, context, store.root, headline(bound.protocol.metrics), lambda: measure().metrics
+            method, context, store, headline(bound.protocol.metrics), lambda: measure().metrics
         )
         trainer.options.after_epoch = tracker.after_epoch
     reports = trainer.train(resume_from=state)
@@ -203,81 +218,17 @@ def _train_and_evaluate(
         model_selection=selection,
         per_query_file=store.per_query.name,
     )
-    if evaluation.unreadable:
-        output.warn(
-            f"{len(evaluation.unreadable)} unreadable test images left out of the "
-            f"evaluation (e.g. {evaluation.unreadable[0]})"
-        )
+    warn_unreadable(output, evaluation)
     store.write_json(store.per_query, evaluation.per_query)
     store.write_json(store.result, result)
     output.info(f"result: {store.result}")
     return {**result, "run_dir": str(store.root)}
 
 
-def evaluate_saved(
-    path: Path,
-    options: RunOptions,
-    *,
-    output_file: Path | None = None,
-    batch_size: int | None = None,
-    workers: int = 0,
-    use_cache: bool = True,
-    log_mode: str = "rich",
-) -> dict[str, Any]:
-    """Rebuild the method saved in ``path`` (a run's ``checkpoint.pt``), evaluate it, and
-    write ``eval-<benchmark>.json`` beside it (or ``output_file``)."""
-    saved = checkpoint.load(path)
-    if saved.get("format") != checkpoint.MODEL_FORMAT:
-        raise UserError(
-            f"{path} is not an sbirbench model checkpoint (expected a run's checkpoint.pt)"
+def warn_unreadable(output: Output, evaluation: Evaluation) -> None:
+    """Say how many test images could not be read (they are left out, and counted)."""
+    if evaluation.unreadable:
+        output.warn(
+            f"{len(evaluation.unreadable)} unreadable test images left out of the "
+            f"evaluation (e.g. {evaluation.unreadable[0]})"
         )
-    spec = resolve_saved(saved["config"], options)
-    context = distributed.setup(spec.device)
-    out = set_output(log_mode)
-    succeeded = False
-    try:
-        started = time.time()
-        seed_everything(spec.options.seed)
-        bound = bind(spec)
-        if bound.warning:
-            out.warn(bound.warning)
-        method = spec.build_method(saved["num_classes"], pretrained=False)
-        method.model().load_state_dict(saved["state"])
-        method.model().to(context.device)
-        out.info(f"evaluating {path} ({spec.method_name}) on {bound.protocol.benchmark}")
-        evaluation = evaluate(
-            method,
-            bound.dataset,
-            bound.protocol,
-            context=context,
-            batch_size=_eval_batch(context, batch_size),
-            workers=workers,
-            precision=spec.precision,
-            cache_key=file_sha256(path) if use_cache else None,
-        )
-        target = output_file or path.parent / f"eval-{bound.protocol.benchmark}.json"
-        side = target.with_name(target.stem + ".per_query.json")
-        result = make_result(
-            bound,
-            evaluation,
-            kind="evaluation",
-            run_id=saved["config"].get("run_id") or path.parent.name,
-            world_size=context.world,
-            started=started,
-            finished=time.time(),
-            timing={"evaluation": round(time.time() - started, 3)},
-            config=saved["config"],
-            config_hash=saved["config_hash"],
-            checkpoint=str(path),
-            per_query_file=side.name,
-        )
-        result["overrides"] = saved["config"].get("overrides", [])
-        result["seed"] = saved["config"].get("seed", 0)
-        store = RunStore(target.parent, writer=context.main)
-        store.write_json(side, evaluation.per_query)
-        store.write_json(target, result)
-        out.info(f"result: {target}")
-        succeeded = True
-        return result
-    finally:
-        distributed.teardown(context, succeeded=succeeded)

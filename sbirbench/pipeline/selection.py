@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from sbirbench import atomic, checkpoint
+from sbirbench import checkpoint
 from sbirbench.distributed import Context
 from sbirbench.interfaces import Method
+
+from .store import RunStore
 
 RULES = ("last", "best-epoch")
 DESCRIPTIONS = {
@@ -36,13 +37,14 @@ class BestEpoch:
         self,
         method: Method,
         context: Context,
-        folder: Path,
+        store: RunStore,
         metric: str,
         evaluate: Callable[[], dict[str, float]],
     ) -> None:
         self.method, self.context, self.metric, self.evaluate = method, context, metric, evaluate
-        self.weights = folder / "checkpoints" / "best.pt"
-        self.record = folder / "checkpoints" / "best.json"
+        self.store = store
+        self.weights = store.root / "checkpoints" / "best.pt"
+        self.record = store.root / "checkpoints" / "best.json"
         self.best: dict[str, Any] | None = (
             json.loads(self.record.read_text()) if self.record.is_file() else None
         )
@@ -51,9 +53,8 @@ class BestEpoch:
         value = float(self.evaluate()[self.metric])
         if self.best is None or value > self.best["value"]:
             self.best = {"epoch": epoch + 1, "metric": self.metric, "value": value}
-            if self.context.main:
-                checkpoint.save(self.weights, {"state": self.method.model().state_dict()})
-                atomic.write_json(self.record, self.best)
+            self.store.save(self.weights, {"state": self.method.model().state_dict()})
+            self.store.write_json(self.record, self.best)
         return {"metric": self.metric, "value": value}
 
     def restore(self) -> dict[str, Any]:

@@ -200,6 +200,12 @@ def choose_run(
             f"[dim]an unfinished run of this configuration exists ({earlier[-1].root}); "
             "--resume continues it[/dim]"
         )
+    elif earlier:
+        output.info(
+            f"[dim]this configuration already finished in {earlier[-1].root}; starting a "
+            "repeat (the leaderboard counts a configuration and seed once; --resume "
+            "returns the finished result)[/dim]"
+        )
     return Decision(str(new_run(out, benchmark, method, config_hash).root), False, None)
 
 

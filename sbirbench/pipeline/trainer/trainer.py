@@ -84,6 +84,9 @@ class Trainer:
             self.earlier_seconds = sum(h["seconds"] for h in self.history)
         if self.store is not None:  # drop what an interrupted process wrote after its checkpoint
             self.store.rewrite_history(self.history)
+        for stage in self.stages:  # said before any stage trains, not when its turn comes
+            if stage.settings.epochs == 0:
+                self.output.warn(f"stage {stage.name} has 0 epochs: it trains nothing")
         for index, stage in enumerate(self.stages):
             if index < position.stage:
                 continue
@@ -124,8 +127,6 @@ class Trainer:
         if state is not None and state["position"]["epoch"] < epochs:
             loop.load_state(state)
             checkpoint.set_rng_state(state["rng"])
-        if epochs == 0:
-            self.output.warn(f"stage {stage.name} has 0 epochs: it trains nothing")
         progress = TrainingProgress(
             self.output,
             stage.name,

@@ -1,0 +1,91 @@
+"""Evaluate a saved model: rebuild the method from a run's ``checkpoint.pt``, evaluate
+it on the same (or another) protocol, and write ``eval-<benchmark>.json`` beside it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from sbirbench import checkpoint, distributed
+from sbirbench.console import set_output
+from sbirbench.errors import UserError
+from sbirbench.weights.files import file_sha256
+
+from .bind import bind
+from .evaluation import evaluate
+from .execute import eval_batch, seed_everything, warn_unreadable
+from .options import RunOptions
+from .resolve import resolve_saved
+from .result import make_result
+from .store import RunStore
+
+
+def evaluate_saved(
+    path: Path,
+    options: RunOptions,
+    *,
+    output_file: Path | None = None,
+    batch_size: int | None = None,
+    workers: int = 0,
+    use_cache: bool = True,
+    log_mode: str = "rich",
+) -> dict[str, Any]:
+    """Rebuild the method saved in ``path`` (a run's ``checkpoint.pt``), evaluate it, and
+    write ``eval-<benchmark>.json`` beside it (or ``output_file``)."""
+    saved = checkpoint.load(path)
+    if saved.get("format") != checkpoint.MODEL_FORMAT:
+        raise UserError(
+            f"{path} is not an sbirbench model checkpoint (expected a run's checkpoint.pt)"
+        )
+    spec = resolve_saved(saved["config"], options)
+    context = distributed.setup(spec.device)
+    out = set_output(log_mode)
+    succeeded = False
+    try:
+        started = time.time()
+        seed_everything(spec.options.seed)
+        bound = bind(spec)
+        if bound.warning:
+            out.warn(bound.warning)
+        method = spec.build_method(saved["num_classes"], pretrained=False)
+        method.model().load_state_dict(saved["state"])
+        method.model().to(context.device)
+        out.info(f"evaluating {path} ({spec.method_name}) on {bound.protocol.benchmark}")
+        evaluation = evaluate(
+            method,
+            bound.dataset,
+            bound.protocol,
+            context=context,
+            batch_size=eval_batch(context, batch_size),
+            workers=workers,
+            precision=spec.precision,
+            cache_key=file_sha256(path) if use_cache else None,
+        )
+        warn_unreadable(out, evaluation)
+        target = output_file or path.parent / f"eval-{bound.protocol.benchmark}.json"
+        side = target.with_name(target.stem + ".per_query.json")
+        result = make_result(
+            bound,
+            evaluation,
+            kind="evaluation",
+            run_id=saved["config"].get("run_id") or path.parent.name,
+            world_size=context.world,
+            started=started,
+            finished=time.time(),
+            timing={"evaluation": round(time.time() - started, 3)},
+            config=saved["config"],
+            config_hash=saved["config_hash"],
+            checkpoint=str(path),
+            per_query_file=side.name,
+        )
+        result["overrides"] = saved["config"].get("overrides", [])
+        result["seed"] = saved["config"].get("seed", 0)
+        store = RunStore(target.parent, writer=context.main)
+        store.write_json(side, evaluation.per_query)
+        store.write_json(target, result)
+        out.info(f"result: {target}")
+        succeeded = True
+        return result
+    finally:
+        distributed.teardown(context, succeeded=succeeded)
