@@ -226,9 +226,10 @@ def index_file_lists(folder: Path) -> Index:
             continue
         names = seen if subset == "train" else zero
         bucket = files.setdefault(f"{subset}/{modality}", {})
+        inside = os.path.join(os.path.abspath(root), "")  # "--data-root ." too
         for rel, label in _read_pairs(list_file):
             path = os.path.normpath(os.path.join(root, rel))
-            if not path.startswith(os.path.join(os.path.normpath(root), "")):
+            if not os.path.abspath(path).startswith(inside):
                 raise UserError(f"{list_file}: '{rel}' points outside the data root {root}")
             if not 0 <= label < len(names):
                 raise UserError(

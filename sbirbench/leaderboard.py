@@ -100,14 +100,24 @@ def labels(firsts: list[dict[str, Any]]) -> list[str]:
     for base, mine in zip(bases, flat, strict=True):
         group = [f for b, f in zip(bases, flat, strict=True) if b == base]
         keys = sorted({k for f in group for k in f if any(g.get(k) != f.get(k) for g in group)})
-        parts = [*base[1:], *(f"{_short(k)}={_value(mine.get(k, '-'))}" for k in keys)]
+        parts = [
+            *base[1:],
+            *(f"{_short(k)}={_shorten(str(mine.get(k, '-')), group, k)}" for k in keys),
+        ]
         out.append(base[0] + (f" [{', '.join(parts)}]" if parts else ""))
     return out
 
 
-def _value(value: Any) -> str:
-    text = str(value)
-    return text if len(text) <= 24 else text[:12] + "..."  # hashes: a prefix is enough
+def _shorten(text: str, group: list[dict[str, Any]], key: str) -> str:
+    """A long value cut to a prefix (hashes), else to a suffix (paths under one folder),
+    else whole: whichever still tells the group's values apart."""
+    if len(text) <= 24:
+        return text
+    values = {str(f.get(key, "-")) for f in group}
+    for cut in (lambda t: t[:12] + "...", lambda t: "..." + t[-21:]):
+        if len({cut(v) if len(v) > 24 else v for v in values}) == len(values):
+            return cut(text)
+    return text
 
 
 def _short(key: str) -> str:

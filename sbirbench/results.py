@@ -116,6 +116,26 @@ def check_result(data: Any) -> str | None:
             return f"has a '{key}' that is not {what}"
     if isinstance(data.get("seed"), bool):
         return "has a 'seed' that is not an integer"
+    for key in _NUMBER_TABLES:  # the tables average these
+        bad = _not_a_number(data.get(key) or {})
+        if bad:
+            return f"has a '{key}' value that is not a number ({bad})"
+    return None
+
+
+#: Tables of numbers the leaderboard reads (``wall_time`` nests its stages).
+_NUMBER_TABLES = ("chance", "hashed_metrics", "wall_time", "images_per_second")
+
+
+def _not_a_number(table: dict[str, Any], prefix: str = "") -> str | None:
+    """The first ``key=value`` in ``table`` (nested tables included) that is not a number."""
+    for key, value in table.items():
+        if isinstance(value, dict):
+            bad = _not_a_number(value, f"{prefix}{key}.")
+            if bad:
+                return bad
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            return f"{prefix}{key}={value!r}"
     return None
 
 
@@ -125,6 +145,7 @@ _OPTIONAL: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
     ("wall_time", dict, "an object"),
     ("chance", dict, "an object"),
     ("hashed_metrics", dict, "an object"),
+    ("images_per_second", dict, "an object"),
     ("model_selection", dict, "an object"),
     ("overrides", list, "a list"),
     ("seed", int, "an integer"),

@@ -149,6 +149,19 @@ def test_labels_show_every_setting_that_differs():
     }
 
 
+def test_long_values_that_differ_keep_their_labels_apart():
+    rows = []
+    for name in ("a", "b"):  # two teachers in one runs folder: the same 12-character prefix
+        r = fake_result(name, "pskd", 0, 0.4, 0.5)
+        r["config"]["method_config"]["teacher_checkpoint"] = f"/home/user/runs/{name}/teacher.pt"
+        rows.append(r)
+    labels = {r.label for r in build_boards(rows, load_benchmarks())[0].rows if r.measured}
+    assert labels == {
+        "pskd [vit_tokens, preset tuberlin-30, teacher_checkpoint=...ser/runs/a/teacher.pt]",
+        "pskd [vit_tokens, preset tuberlin-30, teacher_checkpoint=...ser/runs/b/teacher.pt]",
+    }
+
+
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
@@ -168,6 +181,16 @@ def test_labels_show_every_setting_that_differs():
             '{"schema": 2, "run_id": "x", "method": "ce", "benchmark": "b", '
             '"metrics": {"map@all": 0.1}, "wall_time": 3}',
             "'wall_time' that is not an object",
+        ),
+        (
+            '{"schema": 2, "run_id": "x", "method": "ce", "benchmark": "b", '
+            '"metrics": {"map@all": 0.1}, "wall_time": {"stages": {"train": "1 h"}}}',
+            "has a 'wall_time' value that is not a number (stages.train='1 h')",
+        ),
+        (
+            '{"schema": 2, "run_id": "x", "method": "ce", "benchmark": "b", '
+            '"metrics": {"map@all": 0.1}, "chance": {"map@all": null}}',
+            "has a 'chance' value that is not a number (map@all=None)",
         ),
     ],
 )

@@ -15,7 +15,7 @@ import sbirbench
 from sbirbench import plugins as plugins_module
 from sbirbench.testing import ToyDataset, registered_plugin
 
-from .cli_helpers import pip_install_offline
+from .cli_helpers import invoke, pip_install_offline
 
 
 class ToyPlugin:
@@ -176,6 +176,24 @@ class NotAMethod:
     """Has the look of a method but is not a sbirbench.interfaces.Method."""
 
     Config = None
+
+
+def test_a_plugin_whose_command_hook_raises_leaves_the_cli_working(fresh_plugins, capsys):
+    from sbirbench.cli import cli
+
+    class BadCommands:
+        @sbirbench.hookimpl
+        def register_commands(self, cli):
+            raise ImportError("optional extra missing")
+
+    cli._plugin_commands_added = False
+    try:
+        with registered_plugin(BadCommands(), "bad-commands"):
+            outcome = invoke(capsys, "--help")
+    finally:
+        cli._plugin_commands_added = False
+    assert outcome.code == 0 and "leaderboard" in outcome.out
+    assert "plugin 'bad-commands' failed in register_commands and was skipped" in outcome.err
 
 
 def test_a_registration_that_breaks_the_contract_is_skipped_naming_the_plugin(

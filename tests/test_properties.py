@@ -180,3 +180,16 @@ def test_file_lists_cannot_point_outside_the_root(tmp_path, line):
     (folder / "sketch_filelist_zero.txt").write_text(line + "\n")
     with pytest.raises(UserError, match="points outside the data root"):
         index_file_lists(folder)
+
+
+def test_file_lists_under_a_relative_root_are_read(tmp_path, monkeypatch):
+    """``--data-root .``: the root is "." and the joined paths have no "./" prefix."""
+    from sbirbench.datasets.layouts import index_file_lists
+
+    folder = tmp_path / "zeroshot"
+    folder.mkdir()
+    (folder / "cname_cid_zero.txt").write_text("cat 0\n")
+    (folder / "sketch_filelist_zero.txt").write_text("sketch/cat/a.png 0\n")
+    monkeypatch.chdir(tmp_path)  # the data root is "." and the split folder "zeroshot"
+    index = index_file_lists(Path("zeroshot"))
+    assert index.files["test/sketch"] == {"cat": [os.path.join("sketch", "cat", "a.png")]}

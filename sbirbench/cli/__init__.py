@@ -45,7 +45,18 @@ class LazyGroup(click.Group):
         self._plugin_commands_added = True
         from sbirbench.plugins import get_plugins
 
-        get_plugins(debug=debug_enabled()).manager.hook.register_commands(cli=self)
+        caller = get_plugins(debug=debug_enabled()).manager.hook.register_commands
+        for impl in caller.get_hookimpls():  # one at a time: a broken one is named, skipped
+            try:
+                impl.function(*[{"cli": self}[arg] for arg in impl.argnames])
+            except Exception as exc:
+                if debug_enabled():
+                    raise
+                click.echo(
+                    f"warning: plugin '{impl.plugin_name}' failed in register_commands and was "
+                    f"skipped: {type(exc).__name__}: {exc}",
+                    err=True,
+                )
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._add_plugin_commands()
