@@ -117,9 +117,9 @@ def check_result(data: Any) -> str | None:
     if isinstance(data.get("seed"), bool):
         return "has a 'seed' that is not an integer"
     for key in _NUMBER_TABLES:  # the tables average these
-        bad = _not_a_number(data.get(key) or {})
-        if bad:
-            return f"has a '{key}' value that is not a number ({bad})"
+        wrong = _not_a_number(data.get(key) or {})
+        if wrong:
+            return f"has a '{key}' value that is not a number ({wrong})"
     return None
 
 
