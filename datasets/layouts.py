@@ -209,6 +209,7 @@ def index_file_lists(folder: Path) -> Index:
     ]
     files: dict[str, dict[str, list[str]]] = {}
     notes = []
+    inside = os.path.join(os.path.abspath(root), "")  # "--data-root ." too
     for list_file in sorted(folder.glob("*.txt")):
         stem = list_file.stem.lower()
         if stem.startswith("cname_cid"):
@@ -226,7 +227,6 @@ def index_file_lists(folder: Path) -> Index:
             continue
         names = seen if subset == "train" else zero
         bucket = files.setdefault(f"{subset}/{modality}", {})
-        inside = os.path.join(os.path.abspath(root), "")  # "--data-root ." too
         for rel, label in _read_pairs(list_file):
             path = os.path.normpath(os.path.join(root, rel))
             if not os.path.abspath(path).startswith(inside):

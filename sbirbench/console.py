@@ -43,10 +43,8 @@ class Output:
                 handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {Text.from_markup(message)}\n")
         except OSError as exc:  # the run's own writes report the cause; the log must not
             path, self.log_path = self.log_path, None
-            print(
-                f"warning: cannot write {path} ({exc.strerror or exc}); the log goes to the "
-                "console only",
-                file=sys.stderr,
+            self.warn(
+                f"cannot write {path} ({exc.strerror or exc}); the log goes to the console only"
             )
 
     def record(self, message: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -169,6 +169,28 @@ def _check_pending(plugins: Plugins, debug: bool) -> None:
             plugins.infos.pop(name, None)
 
 
+def call_each(
+    hook_name: str, caller: Any, arguments: dict[str, Any], first: Collection[str] = ()
+) -> Iterator[Any]:
+    """Call each implementation of a hook on its own (the plugins named in ``first``
+    first), yielding the ones that returned. One that raises is skipped with a warning
+    naming its plugin, so one broken plugin never stops the others (``--debug`` raises)."""
+    from sbirbench.console import output
+
+    for impl in sorted(caller.get_hookimpls(), key=lambda i: i.plugin_name not in first):
+        try:
+            impl.function(*[arguments[arg] for arg in impl.argnames])
+        except Exception as exc:
+            if debug_enabled():
+                raise
+            output().warn(
+                f"plugin '{impl.plugin_name}' failed in {hook_name} and was "
+                f"skipped: {type(exc).__name__}: {exc}"
+            )
+            continue
+        yield impl
+
+
 def _build_registries(
     manager: pluggy.PluginManager, builtin: Collection[str] = ()
 ) -> dict[str, Registry[Any]]:
@@ -180,22 +202,11 @@ def _build_registries(
 
     registries: dict[str, Registry[Any]] = {kind: Registry(kind, CHECKS[kind]) for kind in KINDS}
     for kind in KINDS:
+        calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
         caller = getattr(manager.hook, HOOKS[kind])
         # Each implementation is called on its own so that every entry knows its origin;
         # the built-ins first, so that a plugin taking a built-in name is the one skipped.
-        impls = sorted(caller.get_hookimpls(), key=lambda i: i.plugin_name not in builtin)
-        for impl in impls:
-            calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
-            try:
-                impl.function(*[{"register": _recorder(calls)}[arg] for arg in impl.argnames])
-            except Exception as exc:
-                if debug_enabled():
-                    raise
-                output().warn(
-                    f"plugin '{impl.plugin_name}' failed in {HOOKS[kind]} and was "
-                    f"skipped: {type(exc).__name__}: {exc}"
-                )
-                continue
+        for impl in call_each(HOOKS[kind], caller, {"register": _recorder(calls)}, builtin):
             try:  # all of a plugin's entries, or none
                 for args, kwargs in calls:
                     registries[kind].add(*args, origin=impl.plugin_name, **kwargs)
@@ -204,6 +215,8 @@ def _build_registries(
                     raise
                 registries[kind].remove_origin(impl.plugin_name)
                 output().warn(f"{exc}; plugin '{impl.plugin_name}' was skipped")
+            finally:
+                calls.clear()
     return registries
 
 

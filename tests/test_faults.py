@@ -111,14 +111,19 @@ def test_kill_9_then_resume_gives_the_uninterrupted_model(
 
 
 def test_a_full_disk_while_writing_the_result_keeps_everything(tmp_path, capsys, monkeypatch):
-    real = atomic.write_json
+    """The disk fills half-way through result.json's bytes: the temporary file is
+    removed, the run's other files are kept, and --resume writes the result."""
+    real = atomic.atomic_write
 
-    def full_disk(path, payload):
-        if Path(path).name == "result.json":
+    def full_disk(path, writer):
+        if Path(path).name != "result.json":
+            return real(path, writer)
+        with atomic.atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            handle.write(b'{"schema": ')  # a partial file, then the disk is full
+            handle.flush()
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        return real(path, payload)
 
-    monkeypatch.setattr(atomic, "write_json", full_disk)
+    monkeypatch.setattr(atomic, "atomic_write", full_disk)
     args = ["run", "ce", "--dataset", "synthetic", "--epochs", "1", *SMALL, "--out", str(tmp_path)]
     outcome = invoke(capsys, *args)
     assert outcome.code != 0
@@ -203,4 +208,32 @@ def test_a_killed_ddp_worker_ends_the_job_naming_its_rank(tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     # rank 0 then fails too (its peer is gone); the line leads with the cause
     assert last.startswith("error: rank 1 was killed by SIGKILL; "), last
-    assert "workers failed (" in last and "rank 1: killed by SIGKILL" in last
+    assert last.endswith("the messages are above")
+
+
+@pytest.mark.parametrize(
+    ("codes", "line"),
+    [
+        (
+            {0: 1, 1: -9},
+            "rank 1 was killed by SIGKILL; 1 other worker(s) failed after it "
+            "(rank 0: exit code 1); the messages are above",
+        ),
+        ({1: -9}, "rank 1 was killed by SIGKILL; the messages are above"),
+        (
+            {0: 2, 1: 1},
+            "2 of 2 workers failed (rank 0: exit code 2, rank 1: exit code 1); "
+            "their messages are above",
+        ),
+    ],
+)
+def test_the_failure_line_leads_with_the_killed_rank(codes, line):
+    from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
+
+    from sbirbench.cli.launch import describe_failures
+
+    failures = {
+        rank: ProcessFailure(local_rank=rank, pid=100 + rank, exitcode=code, error_file="")
+        for rank, code in codes.items()
+    }
+    assert describe_failures(failures, 2) == line

@@ -57,6 +57,21 @@ def test_a_plugin_taking_a_builtin_name_is_skipped_naming_both(fresh_plugins, ca
     assert "plugin 'clash' was skipped" in err
 
 
+def test_the_builtins_register_first_whatever_the_hook_order(fresh_plugins, capsys):
+    """pluggy lists a ``trylast`` implementation first; the built-ins still win a name."""
+
+    class Early:
+        @sbirbench.hookimpl(trylast=True)
+        def register_methods(self, register):
+            register("pskd", "elsewhere:NotPSKD")
+
+    with registered_plugin(Early(), "early") as loaded:
+        hookimpls = loaded.manager.hook.register_methods.get_hookimpls()
+        assert hookimpls[0].plugin_name == "early"  # the order the loop would otherwise take
+        assert loaded.methods.get("pskd").origin == "methods"
+    assert "plugin 'early' was skipped" in capsys.readouterr().err
+
+
 def test_a_plugin_whose_hook_raises_leaves_the_others_working(fresh_plugins, capsys):
     class Raises:
         @sbirbench.hookimpl

@@ -57,6 +57,45 @@ def test_a_distillation_method_with_0_epochs_trains_no_teacher(tmp_path, capsys)
     assert result["wall_time"]["stages"] == {"student": 0.0}
 
 
+def test_a_resumed_run_warns_only_of_the_stages_still_to_train(tmp_path, capsys, monkeypatch):
+    """kd with a 0-epoch teacher warns once; stopped in the student stage and resumed, it
+    does not warn again about the teacher stage it has left behind."""
+    from sbirbench.pipeline.trainer import trainer as trainer_module
+
+    class StopAtOnce:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+        raised = True  # as if Ctrl-C came during the first step
+
+    args = [
+        "run",
+        "kd",
+        "--dataset",
+        "synthetic",
+        "--epochs",
+        "1",
+        *SMALL,
+        "--set",
+        "teacher_epochs=0",
+        "--out",
+        str(tmp_path),
+        "--log-format",
+        "jsonl",
+    ]
+    monkeypatch.setattr(trainer_module, "StopFlag", StopAtOnce)
+    stopped = invoke(capsys, *args)
+    assert stopped.code == 130
+    assert messages(stopped, "warning") == ["stage teacher has 0 epochs: it trains nothing"]
+    monkeypatch.undo()
+    resumed = invoke(capsys, *args, "--resume")
+    assert resumed.code == 0, resumed.err
+    assert not any("0 epochs" in m for m in messages(resumed, "warning"))
+
+
 def test_every_class_unseen_is_named_as_the_cause(tmp_path, capsys):
     folder_tree(tmp_path / "data", "sketch", ["photo"], ["a", "b", "c"], per_class=2)
     data = ["--dataset", "folder", "--data-root", str(tmp_path / "data")]
@@ -104,22 +143,24 @@ def test_eval_names_the_unreadable_test_images(tmp_path, capsys):
     assert saved["unreadable_images"] == 1
 
 
-def test_a_folder_that_stops_taking_writes_is_one_line_naming_resume(tmp_path, capsys, monkeypatch):
+def test_a_best_epoch_file_that_cannot_be_written_is_one_line_naming_resume(
+    tmp_path, capsys, monkeypatch
+):
+    """--select best-epoch writes checkpoints/best.pt through the run store, so a folder
+    that stops taking writes is the store's one line, not a raw PermissionError."""
     real = checkpoint.save
-    calls = {"n": 0}
 
-    def read_only_after_the_first(path, payload):
-        calls["n"] += 1
-        if calls["n"] > 1:
+    def best_is_read_only(path, payload):
+        if Path(path).name == "best.pt":
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
         return real(path, payload)
 
-    monkeypatch.setattr(checkpoint, "save", read_only_after_the_first)
-    outcome = invoke(capsys, *ONE_EPOCH, "--out", str(tmp_path))
+    monkeypatch.setattr(checkpoint, "save", best_is_read_only)
+    outcome = invoke(capsys, *ONE_EPOCH, "--select", "best-epoch", "--out", str(tmp_path))
     assert outcome.code != 0
-    line = outcome.err.strip()
-    assert "\n" not in line and "Traceback" not in line
-    assert line.startswith("error: cannot write ") and "Permission denied" in line
+    line = outcome.err.strip().splitlines()[-1]
+    assert "Traceback" not in outcome.err
+    assert line.startswith("error: cannot write ") and "best.pt: Permission denied" in line
     assert line.endswith("fix it and continue with --resume")
 
 

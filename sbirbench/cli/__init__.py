@@ -43,20 +43,11 @@ class LazyGroup(click.Group):
         if self._plugin_commands_added:
             return
         self._plugin_commands_added = True
-        from sbirbench.plugins import get_plugins
+        from sbirbench.plugins import call_each, get_plugins
 
         caller = get_plugins(debug=debug_enabled()).manager.hook.register_commands
-        for impl in caller.get_hookimpls():  # one at a time: a broken one is named, skipped
-            try:
-                impl.function(*[{"cli": self}[arg] for arg in impl.argnames])
-            except Exception as exc:
-                if debug_enabled():
-                    raise
-                click.echo(
-                    f"warning: plugin '{impl.plugin_name}' failed in register_commands and was "
-                    f"skipped: {type(exc).__name__}: {exc}",
-                    err=True,
-                )
+        for _ in call_each("register_commands", caller, {"cli": self}):
+            pass  # each plugin adds its commands to the group; a broken one is skipped
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._add_plugin_commands()

@@ -35,10 +35,9 @@ def describe_failures(failures: dict[int, Any], nproc: int) -> str:
     scheduler, kill -9) leads: the others then fail only because their peer is gone."""
     failed = sorted(failures.items())
     killed = [f"rank {r} was killed by {f.signal_name()}" for r, f in failed if f.exitcode < 0]
-    each = ", ".join(
-        f"rank {r}: "
-        + (f"killed by {f.signal_name()}" if f.exitcode < 0 else f"exit code {f.exitcode}")
-        for r, f in failed
-    )
-    lead = "; ".join(killed) + "; " if killed else ""
-    return f"{lead}{len(failed)} of {nproc} workers failed ({each}); their messages are above"
+    others = [f"rank {r}: exit code {f.exitcode}" for r, f in failed if f.exitcode >= 0]
+    detail = f" ({', '.join(others)})" if others else ""
+    if not killed:
+        return f"{len(failed)} of {nproc} workers failed{detail}; their messages are above"
+    then = f"; {len(others)} other worker(s) failed after it{detail}" if others else ""
+    return f"{', '.join(killed)}{then}; the messages are above"

@@ -1,8 +1,8 @@
 """Step 8: a run end to end on this process's share of the job.
 
 ``execute`` walks the steps in order (bind -> RunStore -> Trainer -> evaluate ->
-make_result -> RunStore writes); ``evaluate_saved`` rebuilds a saved model and takes the
-last three. Every rank calls these; only rank 0 writes files.
+make_result -> RunStore writes); ``pipeline.saved.evaluate_saved`` rebuilds a saved model
+and takes the last three. Every rank calls these; only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def _train_and_evaluate(
     tracker = None
     if spec.options.select == "best-epoch":
         tracker = BestEpoch(
-            method, context, store, headline(bound.protocol.metrics), lambda: measure().metrics
+            method, store, headline(bound.protocol.metrics), lambda: measure().metrics
         )
         trainer.options.after_epoch = tracker.after_epoch
     reports = trainer.train(resume_from=state)

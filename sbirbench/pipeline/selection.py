@@ -16,7 +16,6 @@ from typing import Any
 import torch
 
 from sbirbench import checkpoint
-from sbirbench.distributed import Context
 from sbirbench.interfaces import Method
 
 from .store import RunStore
@@ -36,12 +35,11 @@ class BestEpoch:
     def __init__(
         self,
         method: Method,
-        context: Context,
         store: RunStore,
         metric: str,
         evaluate: Callable[[], dict[str, float]],
     ) -> None:
-        self.method, self.context, self.metric, self.evaluate = method, context, metric, evaluate
+        self.method, self.metric, self.evaluate = method, metric, evaluate
         self.store = store
         self.weights = store.root / "checkpoints" / "best.pt"
         self.record = store.root / "checkpoints" / "best.json"

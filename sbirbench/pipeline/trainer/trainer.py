@@ -84,7 +84,9 @@ class Trainer:
             self.earlier_seconds = sum(h["seconds"] for h in self.history)
         if self.store is not None:  # drop what an interrupted process wrote after its checkpoint
             self.store.rewrite_history(self.history)
-        for stage in self.stages:  # said before any stage trains, not when its turn comes
+        # said before any stage trains, not when its turn comes; a resumed run's finished
+        # stages are not said again
+        for stage in self.stages[position.stage :]:
             if stage.settings.epochs == 0:
                 self.output.warn(f"stage {stage.name} has 0 epochs: it trains nothing")
         for index, stage in enumerate(self.stages):
