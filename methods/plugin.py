@@ -31,3 +31,8 @@ def register_methods(register: Register) -> None:
         "sbirbench.methods.kd:KD",
         description="Plain knowledge distillation from a frozen fine-tuned teacher",
     )
+    register(
+        "sake",
+        "sbirbench.methods.sake:SAKE",
+        description="Semantic-Aware Knowledge prEservation (ICCV 2019)",
+    )

@@ -98,6 +98,12 @@ class TimmBackbone(nn.Module):
         if config.compile:
             self.model.compile()
 
+    @property
+    def imagenet_classifier(self) -> nn.Linear | None:
+        """The pretrained classifier that maps ``pooled`` to ``imagenet_logits`` (with
+        ``imagenet_head=true``; methods such as ``sake`` start their heads from it)."""
+        return self.model.get_classifier() if self.config.imagenet_head else None
+
     def describe_init(self) -> dict[str, Any]:
         """Where the weights came from (recorded in results)."""
         return describe_weights(self.weights_report)
