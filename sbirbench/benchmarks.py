@@ -8,15 +8,17 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from sbirbench.errors import UserError
+from sbirbench.gzs import GZSOptions
 from sbirbench.metrics.names import AP_CONVENTIONS, parse_metric
 from sbirbench.paths import repo_file
 
 ENV_FILE = "SBIRBENCH_BENCHMARKS"
+PROTOCOLS = ("zs", "gzs")
 
 
 class BenchmarkFileError(UserError):
@@ -51,6 +53,10 @@ class Benchmark:
     description: str = ""
     published: tuple[PublishedRow, ...] = ()
     test_size: tuple[int, int] | None = None
+    #: "zs" (plain zero-shot) or "gzs" (generalised: held-out seen images join the test
+    #: set, by the rule of sbirbench.gzs with the options of the ``gzs`` table).
+    protocol: str = "zs"
+    gzs: GZSOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +213,8 @@ class _Parser:
             "description",
             "published",
             "test_size",
+            "protocol",
+            "gzs",
         }
         for key in table:
             if key not in known:
@@ -249,7 +257,33 @@ class _Parser:
             description=self.get(table, where, "description", str, ""),
             published=tuple(published),
             test_size=self.test_size(table, where),
+            **self.protocol(table, where),
         )
+
+    def protocol(self, table: dict[str, Any], where: str) -> dict[str, Any]:
+        protocol = self.get(table, where, "protocol", str, "zs")
+        if protocol not in PROTOCOLS:
+            self.fail(where, f"'protocol' must be one of {', '.join(PROTOCOLS)}, got '{protocol}'")
+        options = self.get(table, where, "gzs", dict, None)
+        if options is not None and protocol != "gzs":
+            self.fail(where, "a 'gzs' table needs protocol = \"gzs\"")
+        if protocol != "gzs":
+            return {"protocol": protocol}
+        options = options or {}
+        unknown = set(options) - {f.name for f in fields(GZSOptions)}
+        if unknown:
+            self.fail(
+                where,
+                f"unknown gzs option(s) {', '.join(sorted(unknown))}; valid: seed, count, holdout",
+            )
+        gzs = GZSOptions(
+            seed=self.get(options, where, "seed", int, 0),
+            count=self.get(options, where, "count", str, "sem-pcyc"),
+            holdout=self.get(options, where, "holdout", bool, True),
+        )
+        if gzs.count not in ("sem-pcyc", "fraction"):
+            self.fail(where, f"gzs count must be sem-pcyc or fraction, got '{gzs.count}'")
+        return {"protocol": protocol, "gzs": gzs}
 
     def test_size(self, table: dict[str, Any], where: str) -> tuple[int, int] | None:
         size = self.get(table, where, "test_size", list, None)

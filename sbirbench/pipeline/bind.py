@@ -3,6 +3,7 @@
 Binding builds the data set, fingerprints what it holds (the fingerprint joins the run's
 identity, so changed data never resumes or reuses an old run), and renames the benchmark
 when the test set is not the benchmark's (a subset is recorded as ``<dataset>-<split>``).
+Under the GZS protocol the data set is seen through :class:`sbirbench.gzs.GZSView`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sbirbench.config import as_dict, config_hash
+from sbirbench.gzs import GZSOptions, GZSView
 from sbirbench.interfaces import SBIRDataset
 
 from .resolve import Protocol, RunSpec
@@ -79,7 +81,9 @@ class BoundRun:
 def bind(spec: RunSpec, dataset: SBIRDataset | None = None) -> BoundRun:
     """Build (or take) the data set and tie the spec to it."""
     dataset = dataset if dataset is not None else spec.build_dataset()
-    protocol, warning = _check_test_size(spec, dataset)
+    protocol, warning = _check_test_size(spec, dataset)  # the unseen part, for GZS too
+    if protocol.kind == "gzs" and not isinstance(dataset, GZSView):
+        dataset = GZSView(dataset, protocol.gzs or GZSOptions())
     return BoundRun(spec, dataset, data_fingerprint(dataset), protocol, warning)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from sbirbench.distributed import Context, broadcast_object
+from sbirbench.gzs import GZSView
 from sbirbench.hashing import itq_codes
 from sbirbench.interfaces import Method, SBIRDataset
 from sbirbench.metrics import retrieval_metrics
@@ -47,6 +48,7 @@ class Evaluation:
     per_query: dict[str, Any]
     hashed_metrics: dict[str, float] | None = None
     hash: dict[str, Any] | None = None
+    gzs: dict[str, Any] | None = None
 
     def fields(self) -> dict[str, Any]:
         """The result.json fields of this evaluation."""
@@ -66,6 +68,8 @@ class Evaluation:
         if self.hashed_metrics is not None:
             out["hashed_metrics"] = self.hashed_metrics
             out["hash"] = self.hash
+        if self.gzs is not None:
+            out["gzs"] = self.gzs
         return out
 
 
@@ -129,6 +133,8 @@ def evaluate(
         chance=chance,
         per_query=per_query_record(dataset, queries, result["per_query"], primary),
     )
+    if isinstance(dataset, GZSView):
+        evaluation.gzs = gzs_breakdown(dataset, queries, gallery, protocol, context)
     if protocol.hash_bits:
         codes = broadcast_object(
             itq_codes(queries.features, gallery.features, protocol.hash_bits)
@@ -150,6 +156,42 @@ def evaluate(
         evaluation.hashed_metrics = {m: hashed[m] for m in metrics}
         evaluation.hash = {"bits": protocol.hash_bits, "method": HASH_METHOD}
     return evaluation
+
+
+def gzs_breakdown(
+    dataset: GZSView, queries: Embedded, gallery: Embedded, protocol: Protocol, context: Context
+) -> dict[str, Any]:
+    """GZS metrics of the unseen queries and of the held-out seen queries, each against the
+    whole mixed gallery, and H, the harmonic mean of the two (per metric)."""
+    seen = queries.labels >= dataset.unseen_count
+    out: dict[str, Any] = {}
+    for part, mask in (("unseen", ~seen), ("seen", seen)):
+        if not bool(mask.any()):
+            out[part] = None
+            continue
+        result = retrieval_metrics(
+            queries.features[mask],
+            queries.labels[mask],
+            gallery.features,
+            gallery.labels,
+            metrics=protocol.metrics,
+            ap=protocol.ap,
+            ties=protocol.ties,
+            device=context.device,
+        )
+        out[part] = {m: result[m] for m in protocol.metrics}
+    a, b = out["unseen"], out["seen"]
+    out["h"] = (
+        {m: 2 * a[m] * b[m] / (a[m] + b[m]) if a[m] + b[m] > 0 else 0.0 for m in protocol.metrics}
+        if a and b
+        else None
+    )
+    out["queries"] = {"unseen": int((~seen).sum()), "seen": int(seen.sum())}
+    out["gallery"] = {
+        "unseen": int((gallery.labels < dataset.unseen_count).sum()),
+        "seen": int((gallery.labels >= dataset.unseen_count).sum()),
+    }
+    return out
 
 
 def per_query_record(

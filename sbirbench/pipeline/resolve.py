@@ -14,6 +14,7 @@ from typing import Any
 from sbirbench.benchmarks import Benchmark, PublishedRow, load_benchmarks
 from sbirbench.config import build_config, split_overrides
 from sbirbench.errors import UserError
+from sbirbench.gzs import GZSOptions
 from sbirbench.interfaces import BackboneSpec, Method, MethodSetup, SBIRDataset
 from sbirbench.metrics.names import parse_metric
 from sbirbench.plugins import get_plugins
@@ -37,10 +38,14 @@ class Protocol:
     hash_bits: int | None = None
     published: tuple[PublishedRow, ...] = ()
     test_size: tuple[int, int] | None = None
+    kind: str = "zs"
+    gzs: GZSOptions | None = None
 
     def renamed(self, name: str) -> Protocol:
         """The same measurement recorded under another name (no version, no published
-        rows, no expected size): for a test set that is not the benchmark's."""
+        rows, no expected size): for a test set that is not the benchmark's. A GZS
+        measurement keeps ``-gzs`` in the name, apart from plain zero-shot ones."""
+        name = f"{name}-gzs" if self.kind == "gzs" else name
         return replace(self, benchmark=name, version=None, published=(), test_size=None)
 
 
@@ -140,6 +145,8 @@ def _protocol(
         hash_bits=options.hash_bits,
         published=bench.published if bench else (),
         test_size=bench.test_size if bench else None,
+        kind=bench.protocol if bench else "zs",
+        gzs=bench.gzs if bench else None,
     )
 
 

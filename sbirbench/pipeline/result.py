@@ -53,6 +53,7 @@ def make_result(
         "split": spec.dataset_config.split,
         "benchmark": protocol.benchmark,
         "benchmark_version": protocol.version,
+        "protocol": protocol.kind,
         "backbone": spec.backbone_name,
         "preset": spec.preset,
         "overrides": list(spec.options.overrides),
