@@ -14,11 +14,11 @@ from typing import Any
 
 from sbirbench.errors import UserError
 from sbirbench.gzs import GZSOptions
-from sbirbench.metrics.names import AP_CONVENTIONS, parse_metric
+from sbirbench.metrics.names import AP_CONVENTIONS, is_accuracy, parse_any_metric
 from sbirbench.paths import repo_file
 
 ENV_FILE = "SBIRBENCH_BENCHMARKS"
-PROTOCOLS = ("zs", "gzs")
+PROTOCOLS = ("zs", "gzs", "fg")
 
 
 class BenchmarkFileError(UserError):
@@ -57,6 +57,8 @@ class Benchmark:
     #: set, by the rule of sbirbench.gzs with the options of the ``gzs`` table).
     protocol: str = "zs"
     gzs: GZSOptions | None = None
+    #: FG only: each query's gallery, "class" (its photo's class folder) or "all".
+    fg_gallery: str = "class"
 
 
 @dataclass(frozen=True)
@@ -195,7 +197,7 @@ class _Parser:
         out = []
         for value in values:
             try:
-                out.append(parse_metric(str(value)))
+                out.append(parse_any_metric(str(value)))
             except UserError as exc:
                 self.fail(where, str(exc))
         return tuple(out)
@@ -215,6 +217,7 @@ class _Parser:
             "test_size",
             "protocol",
             "gzs",
+            "fg",
         }
         for key in table:
             if key not in known:
@@ -264,6 +267,17 @@ class _Parser:
         protocol = self.get(table, where, "protocol", str, "zs")
         if protocol not in PROTOCOLS:
             self.fail(where, f"'protocol' must be one of {', '.join(PROTOCOLS)}, got '{protocol}'")
+        metrics = self.get(table, where, "metrics", list)
+        if any(is_accuracy(str(m).lower()) for m in metrics) != (protocol == "fg"):
+            self.fail(where, "acc@K metrics are the fine-grained protocol's, and only its")
+        fg = self.get(table, where, "fg", dict, None)
+        if fg is not None and protocol != "fg":
+            self.fail(where, "an 'fg' table needs protocol = \"fg\"")
+        if protocol == "fg":
+            gallery = self.get(fg or {}, where, "gallery", str, "class")
+            if set(fg or {}) - {"gallery"} or gallery not in ("class", "all"):
+                self.fail(where, 'the \'fg\' table takes gallery = "class" or "all"')
+            return {"protocol": protocol, "fg_gallery": gallery}
         options = self.get(table, where, "gzs", dict, None)
         if options is not None and protocol != "gzs":
             self.fail(where, "a 'gzs' table needs protocol = \"gzs\"")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sbirbench.config import as_dict, config_hash
+from sbirbench.errors import UserError
 from sbirbench.gzs import GZSOptions, GZSView
 from sbirbench.interfaces import SBIRDataset
 
@@ -84,6 +85,8 @@ def bind(spec: RunSpec, dataset: SBIRDataset | None = None) -> BoundRun:
     protocol, warning = _check_test_size(spec, dataset)  # the unseen part, for GZS too
     if protocol.kind == "gzs" and not isinstance(dataset, GZSView):
         dataset = GZSView(dataset, protocol.gzs or GZSOptions())
+    if protocol.kind == "fg":
+        _check_pairs(dataset)
     return BoundRun(spec, dataset, data_fingerprint(dataset), protocol, warning)
 
 
@@ -103,6 +106,21 @@ def _check_test_size(spec: RunSpec, dataset: SBIRDataset) -> tuple[Protocol, str
         f"{protocol.benchmark}'s ({size[0]} x {size[1]}); results are recorded "
         f"as '{renamed.benchmark}', apart from {protocol.benchmark}"
     )
+
+
+def _check_pairs(dataset: SBIRDataset) -> None:
+    """The fine-grained protocol pairs sketches with photos by file name: stop before
+    training when the data set's items are not files."""
+    items = [*dataset.items("test", "sketch")[:1], *dataset.items("test", "photo")[:1]]
+    if not all(isinstance(ref, str) for ref, _ in items):
+        raise UserError(
+            "the fine-grained protocol needs image files whose names keep the sketch-photo "
+            f"pairs (Sketchy's layout); the {spec_name(dataset)} data set has none"
+        )
+
+
+def spec_name(dataset: SBIRDataset) -> str:
+    return str(dataset.describe().get("name", type(dataset).__name__))
 
 
 def data_fingerprint(dataset: SBIRDataset) -> str:

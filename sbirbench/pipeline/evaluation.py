@@ -49,6 +49,7 @@ class Evaluation:
     hashed_metrics: dict[str, float] | None = None
     hash: dict[str, Any] | None = None
     gzs: dict[str, Any] | None = None
+    fine_grained: dict[str, Any] | None = None
 
     def fields(self) -> dict[str, Any]:
         """The result.json fields of this evaluation."""
@@ -70,6 +71,8 @@ class Evaluation:
             out["hash"] = self.hash
         if self.gzs is not None:
             out["gzs"] = self.gzs
+        if self.fine_grained is not None:
+            out["fine_grained"] = self.fine_grained
         return out
 
 

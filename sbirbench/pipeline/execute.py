@@ -24,7 +24,8 @@ from sbirbench.interfaces import Method
 from sbirbench.weights.files import file_sha256
 
 from .bind import BoundRun, bind
-from .evaluation import Evaluation, evaluate, headline
+from .evaluation import Evaluation, headline
+from .fine_grained import evaluate_protocol
 from .resolve import RunSpec
 from .result import describe_init, make_result
 from .selection import DESCRIPTIONS, BestEpoch
@@ -152,7 +153,7 @@ def _train_and_evaluate(
     batch, workers = eval_batch(context, eval_batch_size), trainer.options.workers
 
     def measure(cache_key: str | None = None):
-        return evaluate(
+        return evaluate_protocol(
             method,
             bound.dataset,
             bound.protocol,

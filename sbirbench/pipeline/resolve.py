@@ -16,7 +16,7 @@ from sbirbench.config import build_config, split_overrides
 from sbirbench.errors import UserError
 from sbirbench.gzs import GZSOptions
 from sbirbench.interfaces import BackboneSpec, Method, MethodSetup, SBIRDataset
-from sbirbench.metrics.names import parse_metric
+from sbirbench.metrics.names import is_accuracy, parse_any_metric
 from sbirbench.plugins import get_plugins
 from sbirbench.validation import apply_validation
 
@@ -40,12 +40,13 @@ class Protocol:
     test_size: tuple[int, int] | None = None
     kind: str = "zs"
     gzs: GZSOptions | None = None
+    fg_gallery: str = "class"
 
     def renamed(self, name: str) -> Protocol:
         """The same measurement recorded under another name (no version, no published
         rows, no expected size): for a test set that is not the benchmark's. A GZS
         measurement keeps ``-gzs`` in the name, apart from plain zero-shot ones."""
-        name = f"{name}-gzs" if self.kind == "gzs" else name
+        name = f"{name}-{self.kind}" if self.kind != "zs" else name
         return replace(self, benchmark=name, version=None, published=(), test_size=None)
 
 
@@ -131,22 +132,34 @@ def _benchmark_and_data(options: RunOptions) -> tuple[Benchmark | None, str, str
 def _protocol(
     bench: Benchmark | None, name: str, dataset_cls: type[SBIRDataset], options: RunOptions
 ) -> Protocol:
+    kind = bench.protocol if bench else "zs"
     metrics = options.metrics or (
-        tuple(dict.fromkeys((*bench.metrics, *STANDARD_METRICS)))
+        (
+            bench.metrics
+            if kind == "fg"
+            else tuple(dict.fromkeys((*bench.metrics, *STANDARD_METRICS)))
+        )
         if bench
         else dataset_cls.default_metrics
     )
+    parsed = tuple(parse_any_metric(m) for m in metrics)
+    if any(is_accuracy(m) for m in parsed) != (kind == "fg"):
+        raise UserError(
+            "acc@K metrics belong to the fine-grained protocol (a benchmark with protocol "
+            '= "fg", such as sketchy-21-fg), and it reports only acc@K'
+        )
     return Protocol(
         benchmark=name,
         version=bench.version if bench else None,
-        metrics=tuple(parse_metric(m) for m in metrics),
+        metrics=parsed,
         ap=options.ap or (bench.ap if bench else "interpolated"),
         ties=options.ties,
         hash_bits=options.hash_bits,
         published=bench.published if bench else (),
         test_size=bench.test_size if bench else None,
-        kind=bench.protocol if bench else "zs",
+        kind=kind,
         gzs=bench.gzs if bench else None,
+        fg_gallery=bench.fg_gallery if bench else "class",
     )
 
 

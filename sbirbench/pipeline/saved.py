@@ -13,8 +13,8 @@ from sbirbench.errors import UserError
 from sbirbench.weights.files import file_sha256
 
 from .bind import bind
-from .evaluation import evaluate
 from .execute import eval_batch, seed_everything, warn_unreadable
+from .fine_grained import evaluate_protocol
 from .options import RunOptions
 from .resolve import resolve_saved
 from .result import make_result
@@ -52,7 +52,7 @@ def evaluate_saved(
         method.model().load_state_dict(saved["state"])
         method.model().to(context.device)
         out.info(f"evaluating {path} ({spec.method_name}) on {bound.protocol.benchmark}")
-        evaluation = evaluate(
+        evaluation = evaluate_protocol(
             method,
             bound.dataset,
             bound.protocol,
