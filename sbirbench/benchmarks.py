@@ -102,9 +102,10 @@ class BenchmarkFile:
         return self.suites[name]
 
     def find(self, dataset: str, split: str) -> Benchmark | None:
-        """The benchmark for a data set and class split, if one is defined."""
+        """The plain zero-shot benchmark for a data set and class split, if one is defined
+        (GZS and FG benchmarks are chosen only by name)."""
         for bench in self.benchmarks.values():
-            if bench.dataset == dataset and bench.split == split:
+            if bench.dataset == dataset and bench.split == split and bench.protocol == "zs":
                 return bench
         return None
 

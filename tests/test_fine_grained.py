@@ -112,3 +112,9 @@ def test_the_frozen_imagenet_network_on_sketchy_mini_beats_fine_grained_chance(t
     assert result["metrics"]["acc@1"] > 2 * result["chance"]["acc@1"]
     assert result["metrics"]["acc@5"] > 1.5 * result["chance"]["acc@5"]
     assert fg["mean_rank"] < fg["chance_mean_rank"]
+
+    # the same model evaluated again under plain zero-shot: `eval --benchmark`
+    again = invoke(capsys, "eval", str(run), "--benchmark", "sketchy-21", "--log-format", "quiet")
+    assert again.code == 0, again.err
+    zs = json.loads((run / "eval-sketchy-zeroshot.json").read_text())
+    assert zs["protocol"] == "zs" and zs["metrics"]["map@all"] > zs["chance"]["map@all"]

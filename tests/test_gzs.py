@@ -120,3 +120,20 @@ def test_a_gzs_run_records_the_seen_and_unseen_parts_and_their_harmonic_mean(tmp
     # per-class AP: the 5 unseen classes and the 8 seen ones with a held-out sketch (the 8
     # units go to 8 of the 15 equal seen classes, one each)
     assert len(result["per_class_ap"]) == 13
+
+    # a model trained on the plain split has seen the held-out images: eval refuses
+    plain = invoke(capsys, "run", "ce", "--dataset", "synthetic", "--epochs", "1", *SMALL,
+                   "--out", str(tmp_path / "plain"))  # fmt: skip
+    assert plain.code == 0, plain.err
+    model = only_run(tmp_path / "plain")
+    refused = invoke(capsys, "eval", str(model), "--benchmark", "synthetic-gzs")
+    assert refused.code != 0 and refused.err.strip() == (
+        "error: synthetic-gzs holds out seen images this model was trained on; train it with "
+        "--benchmark synthetic-gzs (or use a benchmark whose gzs table has holdout = false)"
+    )
+    same = invoke(capsys, "eval", str(run), "--benchmark", "synthetic-gzs", "--log-format", "quiet")
+    assert same.code == 0, same.err
+    assert json.loads((run / "eval-synthetic-gzs.json").read_text())["gzs"]["queries"] == {
+        "unseen": 40,
+        "seen": 8,
+    }

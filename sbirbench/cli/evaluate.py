@@ -10,6 +10,11 @@ import click
 
 @click.command("eval")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option(
+    "--benchmark",
+    help="Benchmark to evaluate under (e.g. sketchy-21-fg after zero-shot training); "
+    "sets data set, split, protocol and metrics.",
+)
 @click.option("--dataset", help="Data set (default: the one the model was trained on).")
 @click.option("--split", help="Class split (default: the trained one).")
 @click.option("--data-root", type=click.Path(), help="Folder of the data set.")
