@@ -204,11 +204,19 @@ class Skipped:
     reason: str
 
 
-def find_results(root: Path) -> tuple[list[tuple[Path, dict[str, Any]]], list[Skipped]]:
+def find_results(
+    root: Path, evaluations: bool = False
+) -> tuple[list[tuple[Path, dict[str, Any]]], list[Skipped]]:
     """Every usable result under ``root`` (with ``run_dir`` added), and the files that were
-    skipped with the reason."""
+    skipped with the reason; with ``evaluations`` also the ``eval-*.json`` of ``sbirbench
+    eval`` beside the runs' checkpoints."""
     found, skipped = [], []
-    for file in sorted(Path(root).rglob(RESULT)):
+    files = set(Path(root).rglob(RESULT))
+    if evaluations:
+        files |= {
+            f for f in Path(root).rglob("eval-*.json") if not f.name.endswith(".per_query.json")
+        }
+    for file in sorted(files):
         try:
             found.append((file.parent, {**read_result(file), "run_dir": str(file.parent)}))
         except ResultFileError as exc:

@@ -215,3 +215,51 @@ def test_unfinished_runs_are_listed_apart(tmp_path, capsys):
     outcome = invoke(capsys, "leaderboard", "--runs", str(tmp_path))
     assert outcome.code == 2 and "no results under" in outcome.err
     assert "1 unfinished run(s)" in outcome.err and str(run) in outcome.err
+
+
+def test_reference_puts_the_quoted_rows_beside_the_reproduced_ones(tmp_path, capsys):
+    for result in RESULTS:
+        folder = tmp_path / result["benchmark"] / result["method"] / result["run_id"]
+        folder.mkdir(parents=True)
+        (folder / "result.json").write_text(json.dumps(result))
+    outcome = invoke(capsys, "leaderboard", "--runs", str(tmp_path), "--reference",
+                     "--format", "json")  # fmt: skip
+    assert outcome.code == 0, outcome.err
+    board = json.loads(outcome.out)["tuberlin-30 (v1)"]
+    pskd = next(e for e in board if e["quoted"] == "PSKD (MM 22)")
+    assert pskd["values"] == {"map@all": 0.502, "prec@100": 0.662}
+    (row,) = [r for r in pskd["reproduced"] if r["runs"] == 3]
+    assert row["values"]["map@all"]["mean"] == pytest.approx(0.51)
+    sake = next(e for e in board if e["quoted"] == "SAKE (ICCV 19)")
+    assert sake["reproduced"] == []  # not run here
+    text = invoke(capsys, "leaderboard", "--runs", str(tmp_path), "--reference",
+                  "--format", "github").out  # fmt: skip
+    assert "| PSKD (MM 22)" in text and "(+0.008)" in text and "not reproduced here" in text
+    latex = invoke(capsys, "leaderboard", "--runs", str(tmp_path), "--reference",
+                   "--format", "latex")  # fmt: skip
+    assert latex.code != 0 and "--reference is shown as rich, github, json" in latex.err
+
+
+def test_an_evaluation_under_another_benchmark_is_a_row_there(tmp_path, capsys):
+    run = fake_result("a", "pskd", 0, 0.50, 0.66)
+    again = {**fake_result("a", "pskd", 0, 0.50, 0.66), "kind": "evaluation"}
+    elsewhere = {
+        **fake_result("a", "pskd", 0, 0.31, 0.40, benchmark="sketchy-21-fg"),
+        "kind": "evaluation",
+        "metrics": {"acc@1": 0.31, "acc@5": 0.6},
+    }
+    for result in (run, again, elsewhere):
+        result["config"]["benchmark"] = "tuberlin-30"
+    folder = tmp_path / "tuberlin-30" / "pskd" / "a"
+    folder.mkdir(parents=True)
+    (folder / "result.json").write_text(json.dumps(run))
+    (folder / "eval-tuberlin-30.json").write_text(json.dumps(again))
+    (folder / "eval-sketchy-21-fg.json").write_text(json.dumps(elsewhere))
+    boards = json.loads(
+        invoke(capsys, "leaderboard", "--runs", str(tmp_path), "--format", "json").out
+    )
+    runs = {
+        b["benchmark"]: [r["runs"] for r in b["rows"] if not r.get("published")] for b in boards
+    }
+    assert runs["tuberlin-30"][0] == 1  # the evaluation on its own benchmark is not a repeat
+    assert "sketchy-21-fg" in runs

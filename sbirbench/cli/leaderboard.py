@@ -21,9 +21,17 @@ from sbirbench.tables import FORMATS
 )
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="rich", show_default=True)
 @click.option("--hashed", is_flag=True, help="Binary-code (--hash-bits) results instead.")
-def leaderboard_command(benchmark: str | None, runs: Path, fmt: str, hashed: bool) -> None:
+@click.option(
+    "--reference",
+    is_flag=True,
+    help="Quoted (published) rows beside the reproduced rows of the same method.",
+)
+def leaderboard_command(
+    benchmark: str | None, runs: Path, fmt: str, hashed: bool, reference: bool
+) -> None:
     """Leaderboards from stored results: one table per benchmark version, mean and 95%
-    interval over seeds, chance, wall time, published numbers marked †."""
+    interval over seeds, chance, wall time, published numbers marked †. A saved model
+    evaluated under another benchmark (`sbirbench eval --benchmark`) is a row there."""
     from sbirbench.benchmarks import load_benchmarks
     from sbirbench.errors import UserError
     from sbirbench.leaderboard import build_boards
@@ -32,7 +40,7 @@ def leaderboard_command(benchmark: str | None, runs: Path, fmt: str, hashed: boo
 
     if not runs.is_dir():
         raise UserError(f"no results folder {runs} (run something first, or pass --runs DIR)")
-    found, skipped = find_results(runs)
+    found, skipped = find_results(runs, evaluations=True)
     for item in skipped:
         click.echo(f"warning: skipped {item.path}: {item.reason}", err=True)
     unfinished = unfinished_runs(runs)
@@ -43,13 +51,24 @@ def leaderboard_command(benchmark: str | None, runs: Path, fmt: str, hashed: boo
             f"tables (`sbirbench run ... --resume` finishes one): {shown}",
             err=True,
         )
-    results = [r for _, r in found if r.get("kind") != "evaluation"]
+    results = [r for _, r in found if r.get("kind") != "evaluation" or _elsewhere(r)]
     boards = build_boards(results, load_benchmarks(), benchmark, hashed)
     if not boards:
         where = f" for benchmark {benchmark}" if benchmark else ""
         also = f" ({len(unfinished)} unfinished run(s), listed above)" if unfinished else ""
         raise UserError(f"no results{where} under {runs}{also}")
+    if reference:
+        from sbirbench.reference import render_reference
+
+        click.echo(render_reference(boards, fmt).rstrip())
+        return
     click.echo(render(boards, fmt).rstrip())
+
+
+def _elsewhere(evaluation: dict) -> bool:
+    """An evaluation under another benchmark than the model's run (its run's own result
+    already stands for it on its own benchmark)."""
+    return evaluation.get("benchmark") != evaluation.get("config", {}).get("benchmark")
 
 
 @click.command("compare")
