@@ -36,3 +36,8 @@ def register_methods(register: Register) -> None:
         "sbirbench.methods.sake:SAKE",
         description="Semantic-Aware Knowledge prEservation (ICCV 2019)",
     )
+    register(
+        "dsn",
+        "sbirbench.methods.dsn:DSN",
+        description="Domain-Smoothing Network (IJCAI 2021): SAKE plus cross-modal contrast",
+    )
