@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from importlib import resources
 
-_SEPARATORS = re.compile(r"[\s_\-]+")
+from sbirbench.classnames import normalize
 
-
-def normalize(name: str) -> str:
-    """The canonical form of a class name: lower case, and runs of spaces, ``_`` and
-    ``-`` as one ``_`` (``hot-air_balloon``, ``hot air balloon`` and ``hot_air_balloon``
-    are one class; ``car (sedan)`` and ``car_(sedan)`` too)."""
-    return _SEPARATORS.sub("_", name.strip().lower()).strip("_")
+__all__ = ["normalize", "read_names", "shipped_list"]
 
 
 def read_names(text: str) -> list[str]:

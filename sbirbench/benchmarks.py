@@ -12,13 +12,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from sbirbench.cross import CrossOptions
 from sbirbench.errors import UserError
 from sbirbench.gzs import GZSOptions
 from sbirbench.metrics.names import AP_CONVENTIONS, is_accuracy, parse_any_metric
 from sbirbench.paths import repo_file
 
 ENV_FILE = "SBIRBENCH_BENCHMARKS"
-PROTOCOLS = ("zs", "gzs", "fg")
+PROTOCOLS = ("zs", "gzs", "fg", "cross")
 
 
 class BenchmarkFileError(UserError):
@@ -59,6 +60,8 @@ class Benchmark:
     gzs: GZSOptions | None = None
     #: FG only: each query's gallery, "class" (its photo's class folder) or "all".
     fg_gallery: str = "class"
+    #: Cross-data-set only: the source data set that trains (sbirbench.cross).
+    cross: CrossOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,7 @@ class _Parser:
             "protocol",
             "gzs",
             "fg",
+            "cross",
         }
         for key in table:
             if key not in known:
@@ -279,6 +283,26 @@ class _Parser:
             if set(fg or {}) - {"gallery"} or gallery not in ("class", "all"):
                 self.fail(where, 'the \'fg\' table takes gallery = "class" or "all"')
             return {"protocol": protocol, "fg_gallery": gallery}
+        cross = self.get(table, where, "cross", dict, None)
+        if (cross is not None) != (protocol == "cross"):
+            self.fail(where, "protocol = \"cross\" and a 'cross' table go together")
+        if cross is not None:
+            unknown = set(cross) - {"source", "source_split", "overlap"}
+            overlap = self.get(cross, where, "overlap", str, "drop_train")
+            if unknown or overlap not in ("drop_train", "drop_test"):
+                self.fail(
+                    where,
+                    "the 'cross' table takes source, source_split and overlap "
+                    "(drop_train or drop_test)",
+                )
+            return {
+                "protocol": protocol,
+                "cross": CrossOptions(
+                    source=self.get(cross, where, "source", str),
+                    source_split=self.get(cross, where, "source_split", str, None),
+                    overlap=overlap,
+                ),
+            }
         options = self.get(table, where, "gzs", dict, None)
         if options is not None and protocol != "gzs":
             self.fail(where, "a 'gzs' table needs protocol = \"gzs\"")

@@ -22,6 +22,12 @@ RUN_OPTIONS = [
         type=click.Path(),
         help="Folder of the data set (else $SBIRBENCH_DATA/<dataset>).",
     ),
+    click.option(
+        "--source-root",
+        type=click.Path(),
+        help="Cross-data-set benchmarks: folder of the source data set that trains "
+        "(else $SBIRBENCH_DATA/<source>).",
+    ),
     click.option("--backbone", help="Backbone plugin; NAME:MODEL sets its model (timm:resnet50)."),
     click.option("--epochs", type=int, help="Epochs of the main stage (--set epochs=N)."),
     click.option("--batch-size", type=int, help="Photos per step per process."),
@@ -82,6 +88,7 @@ def options_from(method: str, params: dict[str, Any], world_size: int) -> RunOpt
         benchmark=params.get("benchmark"),
         split=params.get("split"),
         data_root=params.get("data_root"),
+        source_root=params.get("source_root"),
         backbone=params.get("backbone"),
         epochs=params.get("epochs"),
         batch_size=params.get("batch_size"),

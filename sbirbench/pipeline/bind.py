@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sbirbench.config import as_dict, config_hash
+from sbirbench.cross import CrossView
 from sbirbench.errors import UserError
 from sbirbench.gzs import GZSOptions, GZSView
 from sbirbench.interfaces import SBIRDataset
 
-from .resolve import Protocol, RunSpec
+from .resolve import Protocol, RunSpec, build_dataset
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,10 @@ def bind(spec: RunSpec, dataset: SBIRDataset | None = None) -> BoundRun:
         dataset = GZSView(dataset, protocol.gzs or GZSOptions())
     if protocol.kind == "fg":
         _check_pairs(dataset)
+    if protocol.cross is not None and not isinstance(dataset, CrossView):
+        cross = protocol.cross
+        source = build_dataset(cross.source, cross.source_split, spec.options.source_root)
+        dataset = CrossView(source, dataset, cross)
     return BoundRun(spec, dataset, data_fingerprint(dataset), protocol, warning)
 
 

@@ -27,6 +27,8 @@ class RunOptions:
     benchmark: str | None = None
     split: str | None = None
     data_root: str | None = None
+    #: The source data set's folder under the cross-data-set protocol.
+    source_root: str | None = None
     backbone: str | None = None
     epochs: int | None = None
     batch_size: int | None = None

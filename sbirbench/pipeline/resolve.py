@@ -13,6 +13,7 @@ from typing import Any
 
 from sbirbench.benchmarks import Benchmark, PublishedRow, load_benchmarks
 from sbirbench.config import build_config, split_overrides
+from sbirbench.cross import CrossOptions
 from sbirbench.errors import UserError
 from sbirbench.gzs import GZSOptions
 from sbirbench.interfaces import BackboneSpec, Method, MethodSetup, SBIRDataset
@@ -41,12 +42,16 @@ class Protocol:
     kind: str = "zs"
     gzs: GZSOptions | None = None
     fg_gallery: str = "class"
+    cross: CrossOptions | None = None
 
     def renamed(self, name: str) -> Protocol:
         """The same measurement recorded under another name (no version, no published
         rows, no expected size): for a test set that is not the benchmark's. A GZS
         measurement keeps ``-gzs`` in the name, apart from plain zero-shot ones."""
-        name = f"{name}-{self.kind}" if self.kind != "zs" else name
+        if self.cross is not None:
+            name = f"{self.cross.source}-to-{name}"
+        elif self.kind != "zs":
+            name = f"{name}-{self.kind}"
         return replace(self, benchmark=name, version=None, published=(), test_size=None)
 
 
@@ -160,6 +165,7 @@ def _protocol(
         kind=kind,
         gzs=bench.gzs if bench else None,
         fg_gallery=bench.fg_gallery if bench else "class",
+        cross=bench.cross if bench else None,
     )
 
 
