@@ -84,7 +84,7 @@ def test_a_gzs_measurement_on_a_subset_keeps_its_protocol_in_the_name():
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ('protocol = "fgz"', "'protocol' must be one of zs, gzs, fg, got 'fgz'"),
+        ('protocol = "fgz"', "'protocol' must be one of zs, gzs, fg, cross, got 'fgz'"),
         ("[benchmarks.b.gzs]\nseed = 1", "a 'gzs' table needs protocol = \"gzs\""),
         ('protocol = "gzs"\n[benchmarks.b.gzs]\nshare = 0.3', "unknown gzs option(s) share"),
         ('protocol = "gzs"\n[benchmarks.b.gzs]\ncount = "all"', "count must be sem-pcyc or"),
