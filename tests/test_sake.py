@@ -155,3 +155,11 @@ def test_sake_runs_on_the_embedded_data_set_with_imagenet_weights(tmp_path, caps
     init = result["initialisation"]["model"]["embedding_and_imagenet_head"]
     assert init.startswith("rank-256 SVD of the backbone's ImageNet classifier")
     assert result["initialisation"]["backbone"]["tensors_loaded"] > 0
+    # the saved model evaluated again: the same network, inputs and numbers (the backbone
+    # is rebuilt without reading its weights, but with their [-1, 1] normalisation)
+    run = only_run(tmp_path, method="sake")
+    again = invoke(capsys, "eval", str(run), "--log-format", "quiet", "--no-cache")
+    assert again.code == 0, again.err
+    evaluation = json.loads((run / "eval-synthetic.json").read_text())
+    assert evaluation["inputs"] == result["inputs"]
+    assert evaluation["metrics"] == pytest.approx(result["metrics"], abs=1e-6)

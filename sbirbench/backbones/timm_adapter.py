@@ -60,7 +60,10 @@ class TimmBackbone(nn.Module):
 
     Config: ClassVar[type[TimmConfig]] = TimmConfig
 
-    def __init__(self, config: TimmConfig) -> None:
+    def __init__(self, config: TimmConfig, load_weights: bool = True) -> None:
+        """``load_weights=False`` builds the same network with the same data config
+        (mean/std, interpolation) without reading its weights: for a model whose
+        checkpoint will overwrite them (``sbirbench eval``, reports)."""
         super().__init__()
         from timm.data import resolve_model_data_config
 
@@ -73,7 +76,10 @@ class TimmBackbone(nn.Module):
                 "(pretrained=true or weights=PATH)"
             )
         self.model: Any  # a timm model (its methods are typed loosely by timm)
-        self.model, self.weights_report = _build(config, source)
+        if load_weights:
+            self.model, self.weights_report = _build(config, source)
+        else:
+            self.model, self.weights_report = _architecture(config, source), None
         data = resolve_model_data_config(self.model)
         self.feature_dim: int = self.model.num_features
         self.input_size: int = config.img_size or int(data["input_size"][-1])
@@ -178,6 +184,19 @@ def _build(config: TimmConfig, source: Source) -> tuple[Any, LoadReport | None]:
         report = load_strict(model, converted, str(path), config.weights_ignore)
     report.sha256 = file_sha256(path)
     return model, report
+
+
+def _architecture(config: TimmConfig, source: Source) -> Any:
+    """The timm model without weights, with the data config its weights would give."""
+    import timm
+
+    kwargs: dict[str, Any] = {} if config.imagenet_head else {"num_classes": 0}
+    model = _create(
+        lambda name, **kw: timm.create_model(name, pretrained=False, **kw), config, kwargs
+    )
+    if isinstance(source, WeightSource):
+        model.pretrained_cfg = {**model.pretrained_cfg, **source.data_config, "source": source.name}
+    return model
 
 
 def _create(create: Any, config: TimmConfig, kwargs: dict[str, Any]) -> Any:

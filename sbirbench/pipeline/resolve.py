@@ -8,6 +8,8 @@ data is read or any folder made.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -76,14 +78,21 @@ class RunSpec:
 
     def backbone_spec(self, *, pretrained: bool = True) -> BackboneSpec:
         """The backbone; ``pretrained=False`` skips pretrained weights (a checkpoint will
-        overwrite them anyway)."""
-        config = self.backbone_config
+        overwrite them anyway). A factory that takes ``load_weights`` builds the network
+        with its weights' data config (normalisation, resize) but without reading them;
+        for other factories the ``pretrained``/``weights`` options are switched off."""
+        config, factory = self.backbone_config, self.backbone_factory
         if not pretrained:
-            changes = {
-                k: v for k, v in (("pretrained", False), ("weights", None)) if hasattr(config, k)
-            }
-            config = replace(config, **changes)
-        return BackboneSpec(self.backbone_name, self.backbone_factory, config)
+            if "load_weights" in inspect.signature(factory).parameters:
+                factory = functools.partial(factory, load_weights=False)
+            else:
+                changes = {
+                    k: v
+                    for k, v in (("pretrained", False), ("weights", None))
+                    if hasattr(config, k)
+                }
+                config = replace(config, **changes)
+        return BackboneSpec(self.backbone_name, factory, config)
 
     def build_dataset(self) -> SBIRDataset:
         return apply_validation(self.dataset_cls(self.dataset_config))
