@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from sbirbench.interfaces import Batch
 
-from .sake import SAKE, SAKEConfig, preservation_loss, preservation_target
+from .sake import SAKE, SAKEConfig
 
 
 @dataclass(frozen=True)
@@ -88,16 +88,19 @@ def contrastive_view(
 
     x = images.float() * std + mean  # back to [0, 1]
     x = torch.where(chance(0.5), x.flip(-1), x)
-    gray = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
     jittered = (x * factor()).clamp(0, 1)  # brightness
-    level = gray.mean(dim=(2, 3), keepdim=True)
+    level = _gray(jittered).mean(dim=(2, 3), keepdim=True)  # torchvision's pivot
     jittered = ((jittered - level) * factor() + level).clamp(0, 1)  # contrast
-    gray_j = 0.299 * jittered[:, :1] + 0.587 * jittered[:, 1:2] + 0.114 * jittered[:, 2:]
-    jittered = ((jittered - gray_j) * factor() + gray_j).clamp(0, 1)  # saturation
+    gray = _gray(jittered)
+    jittered = ((jittered - gray) * factor() + gray).clamp(0, 1)  # saturation
     x = torch.where(chance(jitter_p), jittered, x)
-    gray = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None].expand_as(x)
-    x = torch.where(chance(grayscale_p), gray, x)
+    x = torch.where(chance(grayscale_p), _gray(x).expand_as(x), x)
     return ((x - mean) / std).to(images.dtype)
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    """ITU-R 601 luma, ``(B, 1, H, W)``, as torchvision's grayscale."""
+    return (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
 
 
 class DSN(SAKE):
@@ -108,31 +111,23 @@ class DSN(SAKE):
 
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Base views and two contrastive views of both modalities in one forward pass."""
-        c, parts = self.config, batch.parts()
-        base = torch.cat([images for _, images, _ in parts])
-        labels = torch.cat([labels for _, _, labels in parts])
-        keep = torch.cat(
-            [
-                torch.full((len(lab),), c.kd_modalities == "both" or m == "photo")
-                for m, _, lab in parts
-            ]
-        ).to(base.device)
-        spec = self.input_spec()
-        mean = torch.tensor(spec.mean, device=base.device).view(1, 3, 1, 1)
-        std = torch.tensor(spec.std, device=base.device).view(1, 3, 1, 1)
+        c = self.config
+        base, labels, keep = self.joined(batch)
+        mean, std = self._normalisation(base.device)
         views = [
             contrastive_view(base, mean, std, c.jitter, c.jitter_p, c.grayscale_p) for _ in range(2)
         ]
         out = self.net(torch.cat([base, *views]))
         n = len(base)
-        assert self.teacher is not None, "dsn was built without its teacher (eval only)"
-        with torch.no_grad():
-            teacher_logits = self.teacher(base[keep])["imagenet_logits"]
-        ce = F.cross_entropy(out["logits"][:n].float(), labels)
-        kd = preservation_loss(
-            out["imagenet_logits"][:n][keep],
-            preservation_target(teacher_logits, c.teacher_logit_scale),
-        )
+        ce, kd = self.sake_terms({k: v[:n] for k, v in out.items()}, base, labels, keep)
         con = supervised_contrastive(out["embedding"][n:], labels.repeat(2), c.temperature)
         loss = c.ce_weight * ce + c.kd_weight * kd + c.contrastive_weight * con
         return {"loss": loss, "ce": ce, "kd": kd, "con": con}
+
+    def _normalisation(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The input mean and std as ``(1, 3, 1, 1)`` tensors (read once)."""
+        if not hasattr(self, "_norm"):
+            spec = self.input_spec()
+            self._norm = tuple(torch.tensor(v).view(1, 3, 1, 1) for v in (spec.mean, spec.std))
+        mean, std = self._norm
+        return mean.to(device), std.to(device)

@@ -141,24 +141,35 @@ class SAKE(Method):
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Sketches and photos in one forward pass (BatchNorm sees the mixed batch, as in
         the authors' code); the teacher sees only the images whose predictions are kept."""
-        c, parts = self.config, batch.parts()
+        images, labels, keep = self.joined(batch)
+        ce, kd = self.sake_terms(self.net(images), images, labels, keep)
+        c = self.config
+        return {"loss": c.ce_weight * ce + c.kd_weight * kd, "ce": ce, "kd": kd}
+
+    def joined(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The batch's images and labels, photos first, and which images keep their
+        ImageNet predictions (``kd_modalities``)."""
+        parts = batch.parts()
         images = torch.cat([images for _, images, _ in parts])
         labels = torch.cat([labels for _, _, labels in parts])
-        keep = torch.cat(
-            [
-                torch.full((len(lab),), c.kd_modalities == "both" or m == "photo")
-                for m, _, lab in parts
-            ]
-        ).to(images.device)
-        out = self.net(images)
+        both = self.config.kd_modalities == "both"
+        keep = torch.cat([torch.full((len(lab),), both or m == "photo") for m, _, lab in parts])
+        return images, labels, keep.to(images.device)
+
+    def sake_terms(
+        self,
+        out: dict[str, torch.Tensor],
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        keep: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(L_CE, L_KD)`` of the network's outputs ``out`` on ``images``."""
         assert self.teacher is not None, "sake was built without its teacher (eval only)"
         with torch.no_grad():
             teacher_logits = self.teacher(images[keep])["imagenet_logits"]
         ce = F.cross_entropy(out["logits"].float(), labels)
-        kd = preservation_loss(
-            out["imagenet_logits"][keep], preservation_target(teacher_logits, c.teacher_logit_scale)
-        )
-        return {"loss": c.ce_weight * ce + c.kd_weight * kd, "ce": ce, "kd": kd}
+        target = preservation_target(teacher_logits, self.config.teacher_logit_scale)
+        return ce, preservation_loss(out["imagenet_logits"][keep], target)
 
     def stages(self) -> list[Stage]:
         groups = [

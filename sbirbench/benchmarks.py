@@ -269,46 +269,24 @@ class _Parser:
         )
 
     def protocol(self, table: dict[str, Any], where: str) -> dict[str, Any]:
+        """The ``protocol`` key and its options table (``gzs``, ``fg`` or ``cross``)."""
         protocol = self.get(table, where, "protocol", str, "zs")
         if protocol not in PROTOCOLS:
             self.fail(where, f"'protocol' must be one of {', '.join(PROTOCOLS)}, got '{protocol}'")
         metrics = self.get(table, where, "metrics", list)
         if any(is_accuracy(str(m).lower()) for m in metrics) != (protocol == "fg"):
             self.fail(where, "acc@K metrics are the fine-grained protocol's, and only its")
-        fg = self.get(table, where, "fg", dict, None)
-        if fg is not None and protocol != "fg":
-            self.fail(where, "an 'fg' table needs protocol = \"fg\"")
-        if protocol == "fg":
-            gallery = self.get(fg or {}, where, "gallery", str, "class")
-            if set(fg or {}) - {"gallery"} or gallery not in ("class", "all"):
-                self.fail(where, 'the \'fg\' table takes gallery = "class" or "all"')
-            return {"protocol": protocol, "fg_gallery": gallery}
-        cross = self.get(table, where, "cross", dict, None)
-        if (cross is not None) != (protocol == "cross"):
-            self.fail(where, "protocol = \"cross\" and a 'cross' table go together")
-        if cross is not None:
-            unknown = set(cross) - {"source", "source_split", "overlap"}
-            overlap = self.get(cross, where, "overlap", str, "drop_train")
-            if unknown or overlap not in ("drop_train", "drop_test"):
-                self.fail(
-                    where,
-                    "the 'cross' table takes source, source_split and overlap "
-                    "(drop_train or drop_test)",
-                )
-            return {
-                "protocol": protocol,
-                "cross": CrossOptions(
-                    source=self.get(cross, where, "source", str),
-                    source_split=self.get(cross, where, "source_split", str, None),
-                    overlap=overlap,
-                ),
-            }
-        options = self.get(table, where, "gzs", dict, None)
-        if options is not None and protocol != "gzs":
-            self.fail(where, "a 'gzs' table needs protocol = \"gzs\"")
-        if protocol != "gzs":
-            return {"protocol": protocol}
-        options = options or {}
+        for name in ("gzs", "fg", "cross"):
+            if name in table and protocol != name:
+                self.fail(where, f"a '{name}' table needs protocol = \"{name}\"")
+        options = self.get(table, where, protocol, dict, {}) if protocol != "zs" else {}
+        parse = {"gzs": self.gzs_options, "fg": self.fg_options, "cross": self.cross_options}
+        return {
+            "protocol": protocol,
+            **(parse[protocol](options, where) if protocol in parse else {}),
+        }
+
+    def gzs_options(self, options: dict[str, Any], where: str) -> dict[str, Any]:
         unknown = set(options) - {f.name for f in fields(GZSOptions)}
         if unknown:
             self.fail(
@@ -322,7 +300,32 @@ class _Parser:
         )
         if gzs.count not in ("sem-pcyc", "fraction"):
             self.fail(where, f"gzs count must be sem-pcyc or fraction, got '{gzs.count}'")
-        return {"protocol": protocol, "gzs": gzs}
+        return {"gzs": gzs}
+
+    def fg_options(self, options: dict[str, Any], where: str) -> dict[str, Any]:
+        gallery = self.get(options, where, "gallery", str, "class")
+        if set(options) - {"gallery"} or gallery not in ("class", "all"):
+            self.fail(where, 'the \'fg\' table takes gallery = "class" or "all"')
+        return {"fg_gallery": gallery}
+
+    def cross_options(self, options: dict[str, Any], where: str) -> dict[str, Any]:
+        overlap = self.get(options, where, "overlap", str, "drop_train")
+        if set(options) - {"source", "source_split", "overlap"} or overlap not in (
+            "drop_train",
+            "drop_test",
+        ):
+            self.fail(
+                where,
+                "the 'cross' table takes source, source_split and overlap "
+                "(drop_train or drop_test)",
+            )
+        return {
+            "cross": CrossOptions(
+                source=self.get(options, where, "source", str),
+                source_split=self.get(options, where, "source_split", str, None),
+                overlap=overlap,
+            )
+        }
 
     def test_size(self, table: dict[str, Any], where: str) -> tuple[int, int] | None:
         size = self.get(table, where, "test_size", list, None)

@@ -70,3 +70,26 @@ def test_a_cross_data_set_run_records_its_source_and_dropped_classes(tmp_path, c
     cross = result["dataset_info"]["cross"]
     assert cross["training_classes"] == 114 and len(cross["dropped_classes"]) == 11
     assert cross["source"]["name"] == "sketchy"
+
+
+@needs_mini
+def test_dropping_the_shared_classes_from_the_test_set_renames_the_benchmark(
+    tmp_path, capsys, monkeypatch
+):
+    tuberlin_tree(tmp_path / "data")
+    path = tmp_path / "benchmarks.toml"
+    path.write_text(
+        'schema = 1\n[benchmarks.sk-to-tu]\ndataset = "tuberlin"\nsplit = "zeroshot"\n'
+        'version = 1\nprotocol = "cross"\nmetrics = ["map@all"]\ntest_size = [30, 30]\n'
+        '[benchmarks.sk-to-tu.cross]\nsource = "sketchy"\nsource_split = "zeroshot"\n'
+        'overlap = "drop_test"\n'
+    )  # the tiny tree's full test set: 30 x 30 before the 11 shared classes go
+    monkeypatch.setenv("SBIRBENCH_BENCHMARKS", str(path))
+    outcome = invoke(capsys, "run", "pretrained", "--benchmark", "sk-to-tu", "--preset",
+                     "cpu-smoke", "--data-root", str(tmp_path / "data"), "--source-root",
+                     str(SKETCHY_MINI), "--out", str(tmp_path / "runs"),
+                     "--log-format", "quiet")  # fmt: skip
+    assert outcome.code == 0, outcome.err
+    assert "(19 sketches x 19 photos) is not sk-to-tu's (30 x 30)" in outcome.err
+    run = only_run(tmp_path / "runs", benchmark="sketchy-to-tuberlin-zeroshot", method="pretrained")
+    assert json.loads((run / "result.json").read_text())["queries"] == 19

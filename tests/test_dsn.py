@@ -69,10 +69,18 @@ def test_a_step_is_sakes_terms_on_the_base_views_plus_the_weighted_contrast():
     photos, sketches = torch.randn(3, 3, 8, 8), torch.randn(3, 3, 8, 8)
     labels = torch.tensor([0, 1, 2, 0, 1, 3])
     batch = Batch(photos, labels[:3], sketches, labels[3:])
+    torch.manual_seed(5)
     losses = {k: v.detach() for k, v in method.training_step(batch).items()}
+    torch.manual_seed(5)  # the same two views again
+    base = torch.cat([photos, sketches])
+    mean, std = torch.full((1, 3, 1, 1), 0.5), torch.full((1, 3, 1, 1), 0.5)
+    views = [contrastive_view(base, mean, std, 0.4, 0.8, 0.2) for _ in range(2)]
     with torch.no_grad():  # the tiny network has no BatchNorm: base rows do not see the views
-        out = method.net(torch.cat([photos, sketches]))
+        out = method.net(base)
         target = preservation_target(method.teacher(photos)["imagenet_logits"], 1.0)
+        view_embeddings = method.net(torch.cat(views))["embedding"]
+    con = supervised_contrastive(view_embeddings, labels.repeat(2), 0.07)
+    assert float(losses["con"]) == pytest.approx(float(con), rel=1e-5)
     ce = torch.nn.functional.cross_entropy(out["logits"], labels)
     kd = preservation_loss(out["imagenet_logits"][:3], target)
     assert float(losses["ce"]) == pytest.approx(float(ce), rel=1e-5)

@@ -32,6 +32,9 @@ def test_a_sketch_is_paired_with_the_photo_its_name_starts_with_in_its_class():
     assert kept == [0, 1] and truths == [1, 2]
     assert groups == [0, 0, 1, 2]  # one group per class and folder
     assert pair(sketches, photos, "all")[2] == [0, 0, 0, 0]
+    # the same stem in a photo set and its extension: the photo of the sketch's own set
+    doubled = [("r/EXTEND/a/n01_2.jpg", 0), ("r/photo/tx_0/a/n01_2.jpg", 0)]
+    assert pair([("r/sketch/tx_0/a/n01_2-1.png", 0)], doubled, "class")[1] == [1]
 
 
 def test_ranks_and_accuracy_match_a_plain_loop_with_ties():

@@ -42,7 +42,9 @@ def pair(
 ) -> tuple[list[int], list[int], list[int]]:
     """For each sketch with a photo: its index, its photo's index, and the photo's gallery
     group; and the photos' groups (``class``: one group per class and folder)."""
-    where = {photo_key(p, c): i for i, (p, c) in enumerate(photos)}
+    where: dict[tuple[int, str], list[int]] = {}
+    for i, (p, c) in enumerate(photos):
+        where.setdefault(photo_key(p, c), []).append(i)
     folders: dict[tuple[int, str], int] = {}
     groups = [
         folders.setdefault((c, os.path.dirname(p)), len(folders)) if gallery == "class" else 0
@@ -50,11 +52,27 @@ def pair(
     ]
     queries, truths = [], []
     for i, (path, label) in enumerate(sketches):
-        j = where.get(sketch_key(path, label))
-        if j is not None:
+        candidates = where.get(sketch_key(path, label))
+        if candidates:
             queries.append(i)
-            truths.append(j)
+            truths.append(_closest(path, candidates, photos))
     return queries, truths, groups
+
+
+def _closest(sketch: str, candidates: list[int], photos: Sequence[tuple[str, int]]) -> int:
+    """Of several photos with the sketch's stem (a photo set and its extension, say),
+    the one that shares the most folder names with the sketch (``tx_000000000000``),
+    then the first listed."""
+    if len(candidates) == 1:
+        return candidates[0]
+    folders = set(os.path.dirname(sketch).replace("\\", "/").split("/"))
+    return max(
+        candidates,
+        key=lambda j: (
+            len(folders & set(os.path.dirname(photos[j][0]).replace("\\", "/").split("/"))),
+            -j,
+        ),
+    )
 
 
 def true_photo_ranks(

@@ -69,6 +69,11 @@ class BoundRun:
             "hash_bits": protocol.hash_bits,
             "device": spec.device,
             "data_root": spec.dataset_config.data_root,
+            "protocol": protocol.kind,
+            # the benchmarks.toml entry asked for (``benchmark`` may be a subset's name):
+            # ``sbirbench eval`` evaluates under it by default
+            "benchmark_entry": spec.options.benchmark,
+            "source_root": spec.options.source_root,
         }
 
     def stage_identity(self) -> dict[str, Any]:
@@ -83,15 +88,17 @@ class BoundRun:
 def bind(spec: RunSpec, dataset: SBIRDataset | None = None) -> BoundRun:
     """Build (or take) the data set and tie the spec to it."""
     dataset = dataset if dataset is not None else spec.build_dataset()
-    protocol, warning = _check_test_size(spec, dataset)  # the unseen part, for GZS too
+    if spec.protocol.cross is not None and not isinstance(dataset, CrossView):
+        cross = spec.protocol.cross
+        source = build_dataset(cross.source, cross.source_split, spec.options.source_root)
+        dataset = CrossView(source, dataset, cross)  # drop_test changes the test set
+    protocol, warning = _check_test_size(spec, dataset)  # GZS: the unseen part
     if protocol.kind == "gzs" and not isinstance(dataset, GZSView):
         dataset = GZSView(dataset, protocol.gzs or GZSOptions())
     if protocol.kind == "fg":
         _check_pairs(dataset)
-    if protocol.cross is not None and not isinstance(dataset, CrossView):
-        cross = protocol.cross
-        source = build_dataset(cross.source, cross.source_split, spec.options.source_root)
-        dataset = CrossView(source, dataset, cross)
+        if protocol.hash_bits:
+            raise UserError("--hash-bits is not offered under the fine-grained protocol")
     return BoundRun(spec, dataset, data_fingerprint(dataset), protocol, warning)
 
 
@@ -131,12 +138,18 @@ def spec_name(dataset: SBIRDataset) -> str:
 def data_fingerprint(dataset: SBIRDataset) -> str:
     """A digest of every (item, label) of both subsets and modalities, with paths taken
     relative to the data set's root (so moving the data keeps it, changing it does not)."""
-    root = str(dataset.describe().get("root") or "")
+    info = dataset.describe()
+    # the data set's root, and a cross-data-set source's own root
+    roots = [
+        str(r) for r in (info.get("cross", {}).get("source", {}).get("root"), info.get("root")) if r
+    ]
     digest = hashlib.sha256()
     for subset in ("train", "test"):
         for modality in ("sketch", "photo"):
             items = dataset.items(subset, modality)
             digest.update(f"{subset}/{modality}:{len(items)}\n".encode())
             for ref, label in items:
-                digest.update(f"{str(ref).removeprefix(root)}\t{label}\n".encode())
+                path = str(ref)
+                root = next((r for r in roots if path.startswith(r)), "")
+                digest.update(f"{path.removeprefix(root)}\t{label}\n".encode())
     return digest.hexdigest()

@@ -35,8 +35,6 @@ def evaluate_fine_grained(
     method: Method, dataset: SBIRDataset, protocol: Protocol, *, context: Context, **kw: Any
 ) -> Evaluation:
     """acc@K of ``method`` on the unseen classes of ``dataset`` (docs/protocols.md)."""
-    if protocol.hash_bits:
-        raise UserError("--hash-bits is not offered under the fine-grained protocol")
     sketch_items, photo_items = dataset.items("test", "sketch"), dataset.items("test", "photo")
     queries = embed(method, dataset, "sketch", context=context, **kw)
     gallery = embed(method, dataset, "photo", context=context, **kw)

@@ -254,32 +254,25 @@ def device_and_precision(device: str | None, precision: str | None) -> tuple[str
     return device, precision or ("bf16" if device == "cuda" else "fp32")
 
 
-def _check_saved_fits(bench: Benchmark, config: dict[str, Any]) -> None:
-    """A saved model may be evaluated under another benchmark of its data (FG after
-    zero-shot training, say), but not under a GZS hold-out it was trained on."""
-    gzs = bench.gzs
-    trained_gzs = str(config.get("benchmark", "")).endswith("-gzs")
-    if bench.protocol == "gzs" and gzs is not None and gzs.holdout and not trained_gzs:
-        raise UserError(
-            f"{bench.name} holds out seen images this model was trained on; train it with "
-            f"--benchmark {bench.name} (or use a benchmark whose gzs table has holdout = false)"
-        )
-
-
 def resolve_saved(config: dict[str, Any], options: RunOptions) -> RunSpec:
     """The spec of a saved model (method, backbone and their configs from its ``config``),
     evaluated on the data set, split and metrics of ``options`` (default: the saved ones)."""
     plugins = get_plugins()
     method_cls = plugins.methods.load(config["method"])
     backbone_factory = plugins.backbones.load(config["backbone"])
-    named = load_benchmarks().benchmark(options.benchmark) if options.benchmark else None
+    benchmarks = load_benchmarks()
+    entry = options.benchmark
+    if entry is None and options.dataset is None and options.split is None:
+        entry = config.get("benchmark_entry")  # the benchmark it was trained under
+    named = benchmarks.benchmark(entry) if entry else None
     if named is not None:
         if options.dataset not in (None, named.dataset):
             raise UserError(
                 f"benchmark {named.name} uses data set '{named.dataset}', not '{options.dataset}'"
             )
-        _check_saved_fits(named, config)
         options = replace(options, dataset=named.dataset, split=named.split)
+        if options.source_root is None:
+            options = replace(options, source_root=config.get("source_root"))
     same_dataset = options.dataset in (None, config["dataset"])
     dataset_name = options.dataset or config["dataset"]
     dataset_cls = plugins.datasets.load(dataset_name)
@@ -293,7 +286,7 @@ def resolve_saved(config: dict[str, Any], options: RunOptions) -> RunSpec:
     dataset_values["data_root"] = options.data_root or (
         config.get("data_root") if same_dataset else None
     )
-    bench = named or load_benchmarks().find(dataset_name, split)
+    bench = named or benchmarks.find(dataset_name, split)
     dataset_config = build_config(
         dataset_cls.Config, dataset_values, what=f"data set {dataset_name}"
     )

@@ -48,6 +48,13 @@ def evaluate_saved(
         bound = bind(spec)
         if bound.warning:
             out.warn(bound.warning)
+        gzs = bound.protocol.gzs
+        if gzs is not None and gzs.holdout and bound.fingerprint != saved["config"].get("data"):
+            raise UserError(
+                f"{bound.protocol.benchmark} holds out seen images this model may have been "
+                "trained on (it was trained on other data or another hold-out); train it "
+                f"with --benchmark {spec.options.benchmark or bound.protocol.benchmark}"
+            )
         method = spec.build_method(saved["num_classes"], pretrained=False)
         method.model().load_state_dict(saved["state"])
         method.model().to(context.device)

@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw
 from sbirbench import atomic, checkpoint, distributed
 from sbirbench.errors import UserError
 from sbirbench.interfaces import SBIRDataset
+from sbirbench.pipeline.bind import bind
 from sbirbench.pipeline.embedding import embed
 from sbirbench.pipeline.options import RunOptions
 from sbirbench.pipeline.resolve import resolve_saved
@@ -186,7 +187,7 @@ def write_report(
         method="-", data_root=data_root or saved["config"].get("data_root"), device="cpu"
     )
     spec = resolve_saved(saved["config"], options)
-    dataset = spec.build_dataset()
+    dataset = bind(spec).dataset  # under the run's protocol (a GZS or cross-data-set view)
     if set(dataset.unseen_classes) != set(result["per_class_ap"]):
         raise UserError(
             f"the data set found at {dataset.describe().get('root')} does not have "
