@@ -246,15 +246,23 @@ def test_an_evaluation_under_another_benchmark_is_a_row_there(tmp_path, capsys):
     elsewhere = {
         **fake_result("a", "pskd", 0, 0.31, 0.40, benchmark="sketchy-21-fg"),
         "kind": "evaluation",
+        "protocol": "fg",
         "metrics": {"acc@1": 0.31, "acc@5": 0.6},
     }
-    for result in (run, again, elsewhere):
+    other_data = {**elsewhere, "dataset": "quickdraw", "benchmark": "quickdraw-30"}
+    other_data["protocol"] = "zs"
+    for result in (run, again, elsewhere, other_data):
         result["config"]["benchmark"] = "tuberlin-30"
+        result["config"]["dataset"] = "sketchy"
+        result["config"]["dataset_config"] = {"split": "zeroshot"}
+        result.setdefault("dataset", "sketchy")
+        result["split"] = "zeroshot"
     folder = tmp_path / "tuberlin-30" / "pskd" / "a"
     folder.mkdir(parents=True)
     (folder / "result.json").write_text(json.dumps(run))
     (folder / "eval-tuberlin-30.json").write_text(json.dumps(again))
     (folder / "eval-sketchy-21-fg.json").write_text(json.dumps(elsewhere))
+    (folder / "eval-quickdraw-30.json").write_text(json.dumps(other_data))
     boards = json.loads(
         invoke(capsys, "leaderboard", "--runs", str(tmp_path), "--format", "json").out
     )
@@ -263,3 +271,4 @@ def test_an_evaluation_under_another_benchmark_is_a_row_there(tmp_path, capsys):
     }
     assert runs["tuberlin-30"][0] == 1  # the evaluation on its own benchmark is not a repeat
     assert "sketchy-21-fg" in runs
+    assert "quickdraw-30" not in runs  # another data set's classes: perhaps trained on

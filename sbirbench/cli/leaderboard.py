@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +78,46 @@ def _elsewhere(evaluation: dict[str, Any]) -> bool:
         and evaluation.get("dataset") == config.get("dataset")
         and evaluation.get("split") == config.get("dataset_config", {}).get("split")
     )
+
+
+@click.command("compare")
+@click.argument("run_a", type=click.Path(path_type=Path))
+@click.argument("run_b", type=click.Path(path_type=Path))
+@click.option(
+    "--format", "fmt", type=click.Choice(["rich", "json"]), default="rich", show_default=True
+)
+def compare_command(run_a: Path, run_b: Path, fmt: str) -> None:
+    """Metric deltas (B - A) and configuration differences of two runs (folders or
+    result.json files)."""
+    from sbirbench.leaderboard import compare
+    from sbirbench.results import read_result
+
+    diff = compare(read_result(run_a), read_result(run_b))
+    if fmt == "json":
+        click.echo(json.dumps(diff, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"A = {diff['a']}   B = {diff['b']}", title_justify="left")
+    for column in ("metric", "A", "B", "B - A"):
+        table.add_column(column, justify="right" if column != "metric" else "left")
+    for metric, d in diff["metrics"].items():
+        color = "green" if d["delta"] > 0 else "red" if d["delta"] < 0 else ""
+        table.add_row(
+            metric,
+            f"{d['a']:.4f}",
+            f"{d['b']:.4f}",
+            f"[{color}]{d['delta']:+.4f}[/{color}]" if color else "0",
+        )
+    console.print(table)
+    if diff["config"]:
+        changes = Table(title="configuration differences", title_justify="left")
+        for column in ("key", "A", "B"):
+            changes.add_column(column)
+        for key, d in diff["config"].items():
+            changes.add_row(key, str(d["a"]), str(d["b"]))
+        console.print(changes)
+    else:
+        console.print("same configuration")
