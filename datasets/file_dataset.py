@@ -23,9 +23,11 @@ from sbirbench.interfaces import DatasetConfig, Item, ItemRef, Modality, SBIRDat
 
 from . import layouts
 from .images import open_rgb
+from .layouts import Index
 from .names import normalize
 
 DATA_ENV = "SBIRBENCH_DATA"
+MODALITIES: tuple[Modality, Modality] = ("sketch", "photo")
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class FileDataset(SBIRDataset):
     """Images on disk in one of several layouts, with a seen/unseen class split."""
 
     Config = FileDatasetConfig
+    config: FileDatasetConfig
     title: ClassVar[str] = ""
     folder_names: ClassVar[tuple[str, ...]] = ()
     layouts: ClassVar[tuple[str, ...]] = ("tvt",)
@@ -75,8 +78,9 @@ class FileDataset(SBIRDataset):
             raise UserError(f"data root {root} does not exist")
         return root
 
-    def _find(self) -> layouts.Index:
-        tried, problems = [], []
+    def _find(self) -> Index:
+        tried: list[str] = []
+        problems: list[str] = []
         for folder in layouts.candidates(self.root, self.folder_names):
             for layout in self.layouts:
                 if layout == layouts.FILE_LISTS:
@@ -105,7 +109,7 @@ class FileDataset(SBIRDataset):
             f"tried {', '.join(tried)}; expected one of: {expected}"
         )
 
-    def _find_lists(self, folder: Path, problems: list[str]) -> layouts.Index | None:
+    def _find_lists(self, folder: Path, problems: list[str]) -> Index | None:
         options = layouts.list_folders(folder)
         if not options:
             return None
@@ -150,10 +154,10 @@ class FileDataset(SBIRDataset):
         self.excluded_count = 0
         self._items: dict[tuple[str, str], list[Item]] = {}
         for subset, classes in (("train", self._seen), ("test", self._unseen)):
-            for modality in ("sketch", "photo"):
+            for modality in MODALITIES:
                 self._items[(subset, modality)] = self._collect(subset, modality, classes)
         for name in unseen:
-            for modality in ("sketch", "photo"):
+            for modality in MODALITIES:
                 if not any(lbl == unseen.index(name) for _, lbl in self._items[("test", modality)]):
                     why = "no class folder" if name not in on_disk else "its folder has no images"
                     plural = "sketches" if modality == "sketch" else "photos"
@@ -168,7 +172,7 @@ class FileDataset(SBIRDataset):
                 + (" ..." if len(self.missing_classes) > 8 else "")
             )
 
-    def _collect(self, subset: str, modality: str, classes: list[str]) -> list[Item]:
+    def _collect(self, subset: str, modality: Modality, classes: list[str]) -> list[Item]:
         if self.index.layout == layouts.FILE_LISTS:
             files = self.index.files.get(f"{subset}/{modality}", {})
         else:

@@ -33,6 +33,7 @@ class Folder(FileDataset):
     name: ClassVar[str] = "folder"
     title: ClassVar[str] = "sketch/photo folder"
     Config = FolderConfig
+    config: FolderConfig
     splits: ClassVar[tuple[str, ...]] = ("default",)
     layouts: ClassVar[tuple[str, ...]] = ("tvt", "sketches-images")
 

@@ -25,6 +25,7 @@ class Sketchy(FileDataset):
     name: ClassVar[str] = "sketchy"
     title: ClassVar[str] = "Sketchy"
     Config = SketchyConfig
+    config: SketchyConfig
     splits: ClassVar[tuple[str, ...]] = ("zeroshot", "random")
     folder_names: ClassVar[tuple[str, ...]] = ("Sketchy", "Sketchy_extended", "sketchy")
     layouts: ClassVar[tuple[str, ...]] = ("sketchy-database", "pskd-sketchy", "tvt", "file-lists")

@@ -100,6 +100,7 @@ class SyntheticDataset(SBIRDataset):
 
     name: ClassVar[str] = "synthetic"
     Config = SyntheticConfig
+    config: SyntheticConfig
     splits: ClassVar[tuple[str, ...]] = ("default",)
 
     def __init__(self, config: SyntheticConfig) -> None:
@@ -111,7 +112,7 @@ class SyntheticDataset(SBIRDataset):
 
     @cached_property
     def _cache(self) -> tuple[Path, dict[str, np.ndarray]]:
-        return cached_arrays(self.config)  # type: ignore[arg-type]
+        return cached_arrays(self.config)
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:
@@ -148,4 +149,4 @@ class SyntheticDataset(SBIRDataset):
             "layout": "generated",
             "root": str(folder),
             **_params(self.config),
-        }  # type: ignore[arg-type]
+        }

@@ -142,8 +142,8 @@ def render_photo(class_name: str, rng: np.random.Generator, size: int) -> np.nda
         else:
             draw.line(xy, fill=part_color, width=width, joint="curve")
     image = np.asarray(canvas.resize((size, size), Image.Resampling.BOX), dtype=np.float32)
-    image = image + rng.normal(0, 6, size=image.shape)
-    return np.clip(image, 0, 255).astype(np.uint8)
+    noisy = image + rng.normal(0, 6, size=image.shape)  # float64, as numpy promotes
+    return np.clip(noisy, 0, 255).astype(np.uint8)
 
 
 def _wobble(rng: np.random.Generator, points: np.ndarray, closed: bool) -> np.ndarray:

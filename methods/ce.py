@@ -20,7 +20,7 @@ from sbirbench.interfaces import (
 )
 
 from .heads import HeadedBackbone
-from .losses import label_smoothed_ce
+from .losses import label_smoothed_ce, loss_sum
 
 
 @dataclass(frozen=True)
@@ -52,11 +52,11 @@ class CE(Method):
         )
 
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        losses = {}
+        losses: dict[str, torch.Tensor] = {}
         for modality, images, labels in batch.parts():
             logits = self.net(images)["logits"]
             losses[f"ce_{modality}"] = label_smoothed_ce(logits, labels, self.config.smoothing)
-        return {"loss": sum(losses.values()), **losses}
+        return {"loss": loss_sum(losses.values()), **losses}
 
     def stages(self) -> list[Stage]:
         groups = [

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from sbirbench.interfaces import Backbone
 
 
 class FusionHead(nn.Module):
@@ -57,7 +61,7 @@ class HeadedBackbone(nn.Module):
 
     def __init__(
         self,
-        backbone: nn.Module,
+        backbone: Backbone,
         num_classes: int,
         *,
         feature: str | None = None,
@@ -65,7 +69,8 @@ class HeadedBackbone(nn.Module):
         out: int = 256,
     ) -> None:
         super().__init__()
-        self.backbone = backbone
+        # a Backbone and an nn.Module (trained, in param groups); the protocol cannot say both
+        self.backbone: Any = backbone
         self.feature = feature or backbone.default_feature
         if self.feature not in backbone.feature_names:
             from sbirbench.errors import UserError

@@ -17,7 +17,7 @@ from torch import nn
 
 from sbirbench.interfaces import Batch, Method, MethodSetup, Stage, StageSettings
 
-from .losses import label_smoothed_ce
+from .losses import label_smoothed_ce, loss_sum
 from .teacher import DistillConfig, head_groups, student_and_teacher, teacher_stages
 
 
@@ -55,17 +55,21 @@ class KD(Method):
 
     def student_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         c = self.config
-        ce = kd = 0
+        assert self.teacher is not None, "kd was built without its teacher (eval only)"
+        ce_terms: list[torch.Tensor] = []
+        kd_terms: list[torch.Tensor] = []
         for _, images, labels in batch.parts():
             logits = self.student(images)["logits"]
             with torch.no_grad():
                 teacher_logits = self.teacher(images)["logits"]
-            ce = ce + label_smoothed_ce(logits, labels, c.smoothing)
-            kd = kd + kd_loss(logits, teacher_logits, c.temperature)
+            ce_terms.append(label_smoothed_ce(logits, labels, c.smoothing))
+            kd_terms.append(kd_loss(logits, teacher_logits, c.temperature))
+        ce, kd = loss_sum(ce_terms), loss_sum(kd_terms)
         return {"loss": c.ce_weight * ce + c.kd_weight * kd, "ce": ce, "kd": kd}
 
     def stages(self) -> list[Stage]:
         stages = teacher_stages(self.teacher, self.config)
+        frozen = {"teacher": self.teacher} if self.teacher is not None else {}
         stages.append(
             Stage(
                 "student",
@@ -73,7 +77,7 @@ class KD(Method):
                 self.student_step,
                 StageSettings.from_config(self.config),
                 head_groups(self.student, self.config.backbone_lr_mult),
-                {"teacher": self.teacher},
+                frozen,
             )
         )
         return stages

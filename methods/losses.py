@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import cast
+
 import torch
 import torch.nn.functional as F
+
+
+def loss_sum(terms: Iterable[torch.Tensor]) -> torch.Tensor:
+    """``sum(terms)``, typed as the tensor it is: there is at least one term (a batch
+    always has photos), so the sum is never ``sum``'s start value, the int 0."""
+    return cast(torch.Tensor, sum(terms))
 
 
 def label_smoothed_ce(

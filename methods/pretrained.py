@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -25,8 +26,9 @@ class Pretrained(Method):
 
     def __init__(self, config: PretrainedConfig, setup: MethodSetup) -> None:
         super().__init__(config, setup)
-        self.backbone = setup.backbone.build()
-        self.feature = config.feature or self.backbone.default_feature
+        backbone = setup.backbone.build()
+        self.backbone = cast(nn.Module, backbone)  # every Backbone is an nn.Module
+        self.feature = config.feature or backbone.default_feature
 
     def stages(self) -> list[Stage]:
         return []

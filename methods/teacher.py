@@ -12,7 +12,7 @@ from sbirbench.errors import UserError
 from sbirbench.interfaces import Batch, MethodSetup, ParamGroup, Stage, StageSettings, TrainConfig
 
 from .heads import HeadedBackbone
-from .losses import label_smoothed_ce
+from .losses import label_smoothed_ce, loss_sum
 
 
 @dataclass(frozen=True)
@@ -49,14 +49,19 @@ def student_and_teacher(
     """Two networks from the pretrained weights (the student is not the teacher's copy);
     the teacher loaded from ``teacher_checkpoint`` when one is given. Rebuilt only to
     embed (``setup.training`` False), there is no teacher."""
-    heads = dict(feature=config.feature, hidden=config.head_hidden, out=config.head_dim)
-    student = HeadedBackbone(setup.backbone.build(), setup.num_classes, **heads)
+
+    def network() -> HeadedBackbone:
+        return HeadedBackbone(
+            setup.backbone.build(),
+            setup.num_classes,
+            feature=config.feature,
+            hidden=config.head_hidden,
+            out=config.head_dim,
+        )
+
+    student = network()
     student.check_embed(config.embed)
-    other = (
-        HeadedBackbone(setup.backbone.build(), setup.num_classes, **heads)
-        if teacher and setup.training
-        else None
-    )
+    other = network() if teacher and setup.training else None
     if other is not None and config.teacher_checkpoint:
         load_teacher(other, Path(config.teacher_checkpoint))
     return student, other
@@ -87,7 +92,7 @@ def teacher_stage(teacher: HeadedBackbone, config: DistillConfig) -> Stage:
     settings = teacher_settings(config)
 
     def step(batch: Batch) -> dict[str, torch.Tensor]:
-        ce = sum(
+        ce = loss_sum(
             label_smoothed_ce(teacher(images)["logits"], labels, config.smoothing)
             for _, images, labels in batch.parts()
         )

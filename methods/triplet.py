@@ -9,7 +9,7 @@ negatives mined in the batch (``mining``: semi-hard by default, or batch-hard).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -84,9 +84,10 @@ class Triplet(Method):
 
     def __init__(self, config: TripletConfig, setup: MethodSetup) -> None:
         super().__init__(config, setup)
-        self.backbone = setup.backbone.build()
-        self.feature = config.feature or self.backbone.default_feature
-        self.projection = nn.Linear(self.backbone.feature_dim, config.projection)
+        backbone = setup.backbone.build()
+        self.backbone = cast(nn.Module, backbone)  # every Backbone is an nn.Module
+        self.feature = config.feature or backbone.default_feature
+        self.projection = nn.Linear(backbone.feature_dim, config.projection)
         self.net = nn.ModuleDict({"backbone": self.backbone, "projection": self.projection})
 
     def project(self, images: torch.Tensor) -> torch.Tensor:
@@ -95,6 +96,7 @@ class Triplet(Method):
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         if batch.sketches is None:
             raise ValueError("triplet needs sketches in every micro-batch (skt_factor=1)")
+        assert batch.sketch_labels is not None, "a batch's sketches come with their labels"
         photos, sketches = self.project(batch.photos), self.project(batch.sketches)
         margin = self.config.margin
         mining = self.config.mining

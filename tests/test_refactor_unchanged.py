@@ -3,7 +3,13 @@ runs of ce, kd and pskd on the embedded data set give the metrics and the config
 hashes that the code before the rebuild wrote (tests/data/, recorded with commit daa15ac).
 The fixtures were recorded with torch's two intra-op threads (the development machine's
 cores); the thread count changes the last bits of float32 sums (one thread moved kd's
-mAP@all by 4e-6), so the runs here use two threads too, whatever the machine."""
+mAP@all by 4e-6), so the runs here use two threads too, whatever the machine.
+
+The configuration hashes must match exactly. The metrics match to 1e-6 only on the
+machine that recorded them: on another CPU (other SIMD kernels) or torch build the same
+code gave ce 0.29925 against the recorded 0.30025 (kd 3e-4, pskd 2e-4 apart; measured at
+the commit that passed here before), so they are compared to ``TOLERANCE``, far below
+what a changed computation moves (seed 1 instead of 0 moves ce's mAP@all by 0.013)."""
 
 from __future__ import annotations
 
@@ -15,6 +21,8 @@ import torch
 
 from .cli_helpers import invoke
 
+#: Cross-machine float noise after one or a few epochs (measured up to 1e-3, see above).
+TOLERANCE = 5e-3
 RECORDED = json.loads((Path(__file__).parent / "data" / "seed0_before_refactor.json").read_text())
 SMALL = [
     "--set",
@@ -60,7 +68,7 @@ def run_and_compare(capsys, tmp_path: Path, method: str, args: list[str], record
     result = json.loads(next(tmp_path.rglob("result.json")).read_text())
     assert result["config_hash"] == recorded["config_hash"]
     for metric, value in recorded["metrics"].items():
-        assert result["metrics"][metric] == pytest.approx(value, abs=1e-6), metric
+        assert result["metrics"][metric] == pytest.approx(value, abs=TOLERANCE), metric
 
 
 @pytest.mark.parametrize("method", ["ce", "kd", "pskd"])
