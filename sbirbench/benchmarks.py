@@ -8,18 +8,20 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sbirbench.cross import CrossOptions
 from sbirbench.errors import UserError
-from sbirbench.gzs import GZSOptions
-from sbirbench.metrics.names import AP_CONVENTIONS, is_accuracy, parse_any_metric
+from sbirbench.metrics.names import AP_CONVENTIONS, parse_any_metric
+from sbirbench.protocol_tables import protocol_fields
+
+if TYPE_CHECKING:
+    from sbirbench.cross import CrossOptions
+    from sbirbench.gzs import GZSOptions
 from sbirbench.paths import repo_file
 
 ENV_FILE = "SBIRBENCH_BENCHMARKS"
-PROTOCOLS = ("zs", "gzs", "fg", "cross")
 
 
 class BenchmarkFileError(UserError):
@@ -269,63 +271,8 @@ class _Parser:
         )
 
     def protocol(self, table: dict[str, Any], where: str) -> dict[str, Any]:
-        """The ``protocol`` key and its options table (``gzs``, ``fg`` or ``cross``)."""
-        protocol = self.get(table, where, "protocol", str, "zs")
-        if protocol not in PROTOCOLS:
-            self.fail(where, f"'protocol' must be one of {', '.join(PROTOCOLS)}, got '{protocol}'")
-        metrics = self.get(table, where, "metrics", list)
-        if any(is_accuracy(str(m).lower()) for m in metrics) != (protocol == "fg"):
-            self.fail(where, "acc@K metrics are the fine-grained protocol's, and only its")
-        for name in ("gzs", "fg", "cross"):
-            if name in table and protocol != name:
-                self.fail(where, f"a '{name}' table needs protocol = \"{name}\"")
-        options = self.get(table, where, protocol, dict, {}) if protocol != "zs" else {}
-        parse = {"gzs": self.gzs_options, "fg": self.fg_options, "cross": self.cross_options}
-        return {
-            "protocol": protocol,
-            **(parse[protocol](options, where) if protocol in parse else {}),
-        }
-
-    def gzs_options(self, options: dict[str, Any], where: str) -> dict[str, Any]:
-        unknown = set(options) - {f.name for f in fields(GZSOptions)}
-        if unknown:
-            self.fail(
-                where,
-                f"unknown gzs option(s) {', '.join(sorted(unknown))}; valid: seed, count, holdout",
-            )
-        gzs = GZSOptions(
-            seed=self.get(options, where, "seed", int, 0),
-            count=self.get(options, where, "count", str, "sem-pcyc"),
-            holdout=self.get(options, where, "holdout", bool, True),
-        )
-        if gzs.count not in ("sem-pcyc", "fraction"):
-            self.fail(where, f"gzs count must be sem-pcyc or fraction, got '{gzs.count}'")
-        return {"gzs": gzs}
-
-    def fg_options(self, options: dict[str, Any], where: str) -> dict[str, Any]:
-        gallery = self.get(options, where, "gallery", str, "class")
-        if set(options) - {"gallery"} or gallery not in ("class", "all"):
-            self.fail(where, 'the \'fg\' table takes gallery = "class" or "all"')
-        return {"fg_gallery": gallery}
-
-    def cross_options(self, options: dict[str, Any], where: str) -> dict[str, Any]:
-        overlap = self.get(options, where, "overlap", str, "drop_train")
-        if set(options) - {"source", "source_split", "overlap"} or overlap not in (
-            "drop_train",
-            "drop_test",
-        ):
-            self.fail(
-                where,
-                "the 'cross' table takes source, source_split and overlap "
-                "(drop_train or drop_test)",
-            )
-        return {
-            "cross": CrossOptions(
-                source=self.get(options, where, "source", str),
-                source_split=self.get(options, where, "source_split", str, None),
-                overlap=overlap,
-            )
-        }
+        """The ``protocol`` key and its options table (:mod:`sbirbench.protocol_tables`)."""
+        return protocol_fields(self, table, where)
 
     def test_size(self, table: dict[str, Any], where: str) -> tuple[int, int] | None:
         size = self.get(table, where, "test_size", list, None)

@@ -143,7 +143,7 @@ def _benchmark_and_data(options: RunOptions) -> tuple[Benchmark | None, str, str
     raise UserError("name a data set (--dataset NAME) or a benchmark (--benchmark NAME)")
 
 
-def _protocol(
+def protocol_for(
     bench: Benchmark | None, name: str, dataset_cls: type[SBIRDataset], options: RunOptions
 ) -> Protocol:
     kind = bench.protocol if bench else "zs"
@@ -222,7 +222,7 @@ def resolve(options: RunOptions) -> RunSpec:
     dataset_config = build_config(
         dataset_cls.Config, dataset_values, what=f"data set {dataset_name}"
     )
-    protocol = _protocol(bench, benchmark, dataset_cls, options)
+    protocol = protocol_for(bench, benchmark, dataset_cls, options)
     if dataset_config.validation_classes:  # never recorded under the benchmark's name
         protocol = protocol.renamed(
             f"{dataset_name}-{split}-val{dataset_config.validation_classes}"
@@ -252,74 +252,6 @@ def device_and_precision(device: str | None, precision: str | None) -> tuple[str
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return device, precision or ("bf16" if device == "cuda" else "fp32")
-
-
-def resolve_saved(config: dict[str, Any], options: RunOptions) -> RunSpec:
-    """The spec of a saved model (method, backbone and their configs from its ``config``),
-    evaluated on the data set, split and metrics of ``options`` (default: the saved ones)."""
-    plugins = get_plugins()
-    method_cls = plugins.methods.load(config["method"])
-    backbone_factory = plugins.backbones.load(config["backbone"])
-    benchmarks = load_benchmarks()
-    entry = options.benchmark
-    if entry is None and options.dataset is None and options.split is None:
-        entry = config.get("benchmark_entry")  # the benchmark it was trained under
-    named = benchmarks.benchmark(entry) if entry else None
-    if named is not None:
-        if options.dataset not in (None, named.dataset):
-            raise UserError(
-                f"benchmark {named.name} uses data set '{named.dataset}', not '{options.dataset}'"
-            )
-        options = replace(options, dataset=named.dataset, split=named.split)
-        if options.source_root is None:
-            options = replace(options, source_root=config.get("source_root"))
-    same_dataset = options.dataset in (None, config["dataset"])
-    dataset_name = options.dataset or config["dataset"]
-    dataset_cls = plugins.datasets.load(dataset_name)
-    split = options.split or (config["dataset_config"].get("split") if same_dataset else None)
-    split = split or dataset_cls.splits[0]
-    dataset_values = {
-        **(config["dataset_config"] if same_dataset else {}),
-        "split": split,
-        **split_overrides(options.overrides)["dataset"],
-    }
-    dataset_values["data_root"] = options.data_root or (
-        config.get("data_root") if same_dataset else None
-    )
-    bench = named or benchmarks.find(dataset_name, split)
-    dataset_config = build_config(
-        dataset_cls.Config, dataset_values, what=f"data set {dataset_name}"
-    )
-    protocol = _protocol(
-        bench, bench.name if bench else f"{dataset_name}-{split}", dataset_cls, options
-    )
-    if dataset_config.validation_classes:
-        protocol = protocol.renamed(
-            f"{dataset_name}-{split}-val{dataset_config.validation_classes}"
-        )
-    device, precision = device_and_precision(
-        options.device, options.precision or config.get("precision")
-    )
-    return RunSpec(
-        replace(options, seed=config.get("seed", 0)),
-        config["method"],
-        method_cls,
-        build_config(method_cls.Config, config["method_config"], what=f"method {config['method']}"),
-        config.get("preset"),
-        config["backbone"],
-        backbone_factory,
-        build_config(
-            backbone_factory.Config,
-            config["backbone_config"],
-            what=f"backbone {config['backbone']}",
-        ),
-        dataset_name,
-        dataset_cls,
-        dataset_config,
-        protocol,
-        device,
-        precision,
-    )
 
 
 def build_dataset(

@@ -16,7 +16,7 @@ from .bind import bind
 from .execute import eval_batch, seed_everything, warn_unreadable
 from .fine_grained import evaluate_protocol
 from .options import RunOptions
-from .resolve import resolve_saved
+from .resolve_saved import resolve_saved
 from .result import make_result
 from .store import RunStore
 

@@ -21,7 +21,7 @@ from sbirbench.interfaces import SBIRDataset
 from sbirbench.pipeline.bind import bind
 from sbirbench.pipeline.embedding import embed
 from sbirbench.pipeline.options import RunOptions
-from sbirbench.pipeline.resolve import resolve_saved
+from sbirbench.pipeline.resolve_saved import resolve_saved
 from sbirbench.pipeline.store import RunStore
 from sbirbench.results import read_result
 
