@@ -36,7 +36,7 @@ def split_overrides(pairs: Iterable[str]) -> dict[str, dict[str, str]]:
         key, sep, value = pair.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ConfigError(f"--set expects KEY=VALUE, got '{pair}'")
+            raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")  # one line
         namespace, dot, rest = key.partition(".")
         if dot and namespace in NAMESPACES:
             out[namespace][rest] = value.strip()
