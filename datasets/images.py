@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from PIL import Image
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+from sbirbench.paths import IMAGE_SUFFIXES
+
+__all__ = ["IMAGE_SUFFIXES", "open_rgb"]
 
 
 def open_rgb(path: str) -> Image.Image:

@@ -6,6 +6,9 @@ import os
 import sys
 from pathlib import Path
 
+#: The file suffixes read as images (data-set folders, photo folders to search).
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+
 
 def cache_dir(*parts: str) -> Path:
     """The user cache folder (``$SBIRBENCH_CACHE``, else ``$XDG_CACHE_HOME/sbirbench``,

@@ -31,6 +31,8 @@ COMMANDS: dict[str, str] = {
     "bench": "sbirbench.cli.bench:bench_command",
     "report": "sbirbench.cli.report:report_command",
     "new-method": "sbirbench.cli.new_method:new_method_command",
+    "index": "sbirbench.cli.search:index_command",
+    "search": "sbirbench.cli.search:search_command",
 }
 
 

@@ -1,0 +1,200 @@
+"""Search a photo folder with a sketch, using a trained run (``sbirbench index`` and
+``sbirbench search``).
+
+The index is one ``.npz`` file: the photos' paths (relative to the folder), sizes and
+modification times, their L2-normalised embeddings, and the model's fingerprint (the
+checkpoint's SHA-256 and its input spec). Building it again embeds only new or changed
+photos and drops removed ones; it is saved (atomically) after every block of photos, so
+an interrupted build resumes where it stopped. Search is exact: one matrix product and a
+top-k over the whole index.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from sbirbench import atomic, checkpoint
+from sbirbench.errors import UserError
+from sbirbench.interfaces import Method, Modality
+from sbirbench.paths import IMAGE_SUFFIXES
+from sbirbench.pipeline.options import RunOptions
+from sbirbench.pipeline.resolve_saved import resolve_saved
+from sbirbench.transforms import eval_transform
+from sbirbench.weights.files import file_sha256
+
+BLOCK = 256  # photos embedded between two saves of the index
+
+
+@dataclass
+class Model:
+    """A run's trained method, ready to embed, and its fingerprint."""
+
+    method: Method
+    transform: Any
+    fingerprint: dict[str, Any]
+
+    def embed(self, images: list[Image.Image], modality: Modality) -> np.ndarray:
+        batch = torch.stack([self.transform(image.convert("RGB")) for image in images])
+        with torch.inference_mode():
+            out = self.method.embed(batch, modality)
+        return torch.nn.functional.normalize(out.float(), dim=-1).numpy()
+
+
+def load_model(run: Path) -> Model:
+    """The method saved in a run folder (its ``checkpoint.pt``), on the CPU."""
+    path = run / "checkpoint.pt" if run.is_dir() else run
+    saved = checkpoint.load(path)
+    if saved.get("format") != checkpoint.MODEL_FORMAT:
+        raise UserError(f"{path} is not an sbirbench model checkpoint (a run's checkpoint.pt)")
+    spec = resolve_saved(saved["config"], RunOptions(method="-", device="cpu"))
+    method = spec.build_method(saved["num_classes"], pretrained=False)
+    method.model().load_state_dict(saved["state"])
+    method.model().eval()
+    inputs = method.input_spec()
+    fingerprint = {"checkpoint_sha256": file_sha256(path), "inputs": inputs.as_dict()}
+    return Model(method, eval_transform(inputs), fingerprint)
+
+
+def photo_files(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every image under ``folder``: relative path -> (size, modification time in ns)."""
+    if not folder.is_dir():
+        raise UserError(f"no photo folder {folder}")
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+            stat = path.stat()
+            found[path.relative_to(folder).as_posix()] = (stat.st_size, stat.st_mtime_ns)
+    if not found:
+        raise UserError(f"no images under {folder}")
+    return found
+
+
+@dataclass
+class Index:
+    """Embeddings of a photo folder under one model."""
+
+    meta: dict[str, Any]
+    paths: list[str]
+    stamps: list[tuple[int, int]]
+    features: np.ndarray
+
+    def save(self, path: Path) -> None:
+        def write(handle: Any) -> None:
+            np.savez(
+                handle,
+                meta=np.array(json.dumps(self.meta)),
+                paths=np.array(self.paths, dtype=str),
+                stamps=np.array(self.stamps, dtype=np.int64).reshape(-1, 2),
+                features=self.features.astype(np.float32),
+            )
+
+        atomic.atomic_write(path, write)
+
+    @classmethod
+    def load(cls, path: Path) -> Index:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return cls(
+                    json.loads(str(data["meta"])),
+                    [str(p) for p in data["paths"]],
+                    [(int(a), int(b)) for a, b in data["stamps"]],
+                    data["features"],
+                )
+        except (OSError, ValueError, KeyError) as exc:
+            raise UserError(f"cannot read index {path}: {exc}") from None
+
+
+def build_index(run: Path, photos: Path, out: Path, log: Any = print) -> dict[str, int]:
+    """Embed the photos under ``photos`` with ``run``'s model into ``out``, reusing the
+    embeddings of unchanged photos from an earlier index of the same model."""
+    model = load_model(run)
+    files = photo_files(photos)
+    meta = {"run": str(run.resolve()), "photos": str(photos.resolve()), **model.fingerprint}
+    kept: dict[str, tuple[tuple[int, int], np.ndarray]] = {}
+    if out.is_file():
+        old = Index.load(out)
+        same = {k: old.meta.get(k) for k in model.fingerprint} == model.fingerprint
+        if same and old.meta.get("photos") == meta["photos"]:
+            for i, (name, stamp) in enumerate(zip(old.paths, old.stamps, strict=True)):
+                if files.get(name) == stamp:
+                    kept[name] = (stamp, old.features[i])
+    todo = [name for name in files if name not in kept]
+    log(f"{len(files)} photos: {len(kept)} unchanged, {len(todo)} to embed")
+    for start in range(0, len(todo), BLOCK):
+        names = todo[start : start + BLOCK]
+        images = []
+        for name in names:
+            try:
+                with Image.open(photos / name) as image:
+                    images.append(image.convert("RGB"))
+            except OSError:
+                log(f"skipped unreadable image {name}")
+                files.pop(name)
+        names = [n for n in names if n in files]
+        if names:
+            for name, feature in zip(names, model.embed(images, "photo"), strict=True):
+                kept[name] = (files[name], feature)
+        _snapshot(meta, kept, files, out)  # an interrupted build resumes from here
+    _snapshot(meta, kept, files, out)
+    return {"photos": len(files), "embedded": len(todo), "reused": len(files) - len(todo)}
+
+
+def _snapshot(
+    meta: dict[str, Any],
+    kept: dict[str, tuple[tuple[int, int], np.ndarray]],
+    files: dict[str, tuple[int, int]],
+    out: Path,
+) -> None:
+    names = [n for n in files if n in kept]
+    features = np.stack([kept[n][1] for n in names]) if names else np.zeros((0, 0), np.float32)
+    stamped = {**meta, "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    Index(stamped, names, [kept[n][0] for n in names], features).save(out)
+
+
+def search(index_path: Path, sketch: Path, k: int = 10) -> list[tuple[str, float]]:
+    """The ``k`` photos of the index most similar to ``sketch`` (cosine), best first."""
+    index = Index.load(index_path)
+    run = Path(index.meta["run"])
+    model = load_model(run)
+    if model.fingerprint["checkpoint_sha256"] != index.meta.get("checkpoint_sha256"):
+        raise UserError(
+            f"{index_path} was built with another version of {run}; build it again "
+            "(sbirbench index)"
+        )
+    try:
+        with Image.open(sketch) as image:
+            query = model.embed([image.convert("RGB")], "sketch")[0]
+    except OSError as exc:
+        raise UserError(f"cannot read sketch {sketch}: {exc}") from None
+    scores = index.features @ query
+    k = max(0, min(k, len(scores)))
+    top = np.argpartition(-scores, k - 1)[:k] if 0 < k < len(scores) else np.arange(len(scores))
+    top = top[np.argsort(-scores[top], kind="stable")][:k]
+    photos = Path(index.meta["photos"])
+    return [(os.fspath(photos / index.paths[i]), float(scores[i])) for i in top]
+
+
+def write_grid(sketch: Path, found: list[tuple[str, float]], out: Path, size: int = 128) -> None:
+    """The sketch, then the photos found with their scores, in one row (PNG)."""
+    from PIL import ImageDraw
+
+    tiles = [(sketch, "query")] + [(Path(p), f"{s:+.3f}") for p, s in found]
+    canvas = Image.new("RGB", (size * len(tiles), size + 16), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, (path, label) in enumerate(tiles):
+        try:
+            with Image.open(path) as image:
+                canvas.paste(image.convert("RGB").resize((size, size)), (i * size, 0))
+        except OSError:
+            label = "unreadable"
+        draw.text((i * size + 4, size + 2), label, fill="black")
+    atomic.atomic_write(out, lambda handle: canvas.save(handle, format="PNG"))
