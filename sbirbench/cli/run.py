@@ -66,6 +66,14 @@ RUN_OPTIONS = [
         "epoch best on the test set (the TVT/PSKD release's tables; labelled).",
     ),
     click.option(
+        "--tracker",
+        "trackers",
+        multiple=True,
+        type=click.Choice(["jsonl", "tensorboard"]),
+        help="Log losses, learning rates, throughput, metrics and the config "
+        "(repeatable; tensorboard needs the [track] extra).",
+    ),
+    click.option(
         "--hash-bits",
         type=int,
         help="Also evaluate PCA+ITQ binary codes of this many bits (e.g. 64).",
@@ -103,6 +111,7 @@ def options_from(method: str, params: dict[str, Any], world_size: int) -> RunOpt
         hash_bits=params.get("hash_bits"),
         ties=params.get("ties") or "shared",
         select=params.get("select") or "last",
+        trackers=tuple(params.get("trackers") or ()),
     )
 
 

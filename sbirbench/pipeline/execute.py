@@ -21,6 +21,7 @@ from sbirbench import checkpoint, distributed
 from sbirbench.console import Output, set_output
 from sbirbench.errors import UserError
 from sbirbench.interfaces import Method
+from sbirbench.tracking import Tracker, make_trackers
 from sbirbench.weights.files import file_sha256
 
 from .bind import BoundRun, bind
@@ -138,12 +139,41 @@ def _train_and_evaluate(
     output: Output,
     eval_batch_size: int | None,
 ) -> dict[str, Any]:
-    spec, method, context, store = bound.spec, trainer.method, trainer.context, trainer.store
+    context, store = trainer.context, trainer.store
     assert store is not None
-    started = time.time()
     if context.main:
         output.attach_log(store.log)
     store.write_json(store.config, {"config_hash": bound.config_hash, **bound.resolved()})
+    # experiment trackers (rank 0): the configuration now, each epoch, the metrics at the end
+    trackers = make_trackers(bound.spec.options.trackers, store.root) if context.main else []
+    for tracker in trackers:
+        tracker.start(
+            {"run_id": store.run_id, "config_hash": bound.config_hash, **bound.resolved()}
+        )
+
+    def track(step: int, record: dict[str, Any]) -> None:
+        for tracker in trackers:
+            tracker.epoch(step, record)
+
+    trainer.options.on_record = track
+    try:
+        return _train_evaluate_and_write(bound, trainer, state, output, eval_batch_size, trackers)
+    finally:
+        for tracker in trackers:
+            tracker.close()
+
+
+def _train_evaluate_and_write(
+    bound: BoundRun,
+    trainer: Trainer,
+    state: dict[str, Any] | None,
+    output: Output,
+    eval_batch_size: int | None,
+    trackers: list[Tracker],
+) -> dict[str, Any]:
+    spec, method, context, store = bound.spec, trainer.method, trainer.context, trainer.store
+    assert store is not None
+    started = time.time()
     output.info(
         f"run [bold]{store.run_id}[/bold]: {spec.method_name} on "
         f"{bound.protocol.benchmark} ({spec.dataset_name}, split "
@@ -222,6 +252,8 @@ def _train_and_evaluate(
     warn_unreadable(output, evaluation)
     store.write_json(store.per_query, evaluation.per_query)
     store.write_json(store.result, result)
+    for each in trackers:
+        each.finish(result["metrics"])
     output.info(f"result: {store.result}")
     return {**result, "run_dir": str(store.root)}
 

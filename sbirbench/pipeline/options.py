@@ -43,6 +43,8 @@ class RunOptions:
     hash_bits: int | None = None
     ties: str = "shared"
     select: str = "last"
+    #: Experiment trackers (sbirbench.tracking); not part of the run's identity.
+    trackers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name, allowed in (

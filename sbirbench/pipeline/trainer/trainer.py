@@ -43,6 +43,9 @@ class TrainerOptions:
     #: Called on every rank after each epoch of the last stage (best-epoch selection);
     #: what it returns joins the epoch's history record.
     after_epoch: Callable[[int], dict[str, Any]] | None = None
+    #: Called on rank 0 with each epoch's history record and its number over all stages
+    #: (experiment trackers).
+    on_record: Callable[[int, dict[str, Any]], None] | None = None
 
 
 class Trainer:
@@ -166,6 +169,8 @@ class Trainer:
                     self._save(Position(index, epoch + 1, 0), loop)
                     if self.store is not None:
                         self.store.append_history(record)
+                    if opts.on_record is not None and ctx.main:
+                        opts.on_record(len(self.history), record)
                     progress.epoch(record)
                     if stopped is not None:  # Ctrl-C on an epoch's last step
                         raise self._interrupted(stage, epoch + 1, 0)
