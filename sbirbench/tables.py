@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # the command line imports FORMATS; numpy stays out of its st
     from sbirbench.leaderboard import Board, Row
     from sbirbench.stats import Interval
 
-FORMATS = ("rich", "github", "csv", "json", "latex")
+FORMATS = ("rich", "github", "csv", "json", "latex", "html")
 PUBLISHED_MARK = "†"
 NOTE = (
     "mean ± half-width of the 95% t-interval over seeds; time: mean wall time per run "
@@ -27,7 +27,7 @@ NOTE = (
 )
 
 
-def _cell(value: Interval | None) -> str:
+def cell_text(value: Interval | None) -> str:
     if value is None:
         return "-"
     if value.half_width is None:
@@ -45,7 +45,7 @@ def _cells(board: Board, row: Row, bold: tuple[str, str]) -> list[str]:
     best = board.best()
     cells = []
     for m in board.metrics:
-        text = _cell(row.values.get(m))
+        text = cell_text(row.values.get(m))
         if row.measured and m in best and m in row.values and row.values[m].mean == best[m]:
             text = f"{bold[0]}{text}{bold[1]}"
         cells.append(text)
@@ -62,6 +62,8 @@ def render(boards: list[Board], fmt: str) -> str:
         return _csv(boards)
     if fmt == "rich":
         return _render_rich(boards)
+    if fmt == "html":  # a page, not a table: sbirbench.report.html (the CLI calls it)
+        raise UserError("the html format is a page: sbirbench.report.html.leaderboard_page")
     from tabulate import tabulate
 
     chunks = []

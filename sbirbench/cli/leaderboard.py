@@ -63,6 +63,11 @@ def leaderboard_command(
 
         click.echo(render_reference(boards, fmt).rstrip())
         return
+    if fmt == "html":
+        from sbirbench.report.html import leaderboard_page
+
+        click.echo(leaderboard_page(boards).rstrip())
+        return
     click.echo(render(boards, fmt).rstrip())
 
 

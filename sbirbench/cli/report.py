@@ -22,9 +22,11 @@ import click
     help="Query sketches per unseen class in the retrieval grid.",
 )
 @click.option("--tile", type=int, default=64, show_default=True, help="Tile size in pixels.")
-def report_command(run: Path, data_root: str | None, per_class: int, tile: int) -> None:
+@click.option("--html", is_flag=True, help="Also write report/index.html, one self-contained page.")
+def report_command(run: Path, data_root: str | None, per_class: int, tile: int, html: bool) -> None:
     """Write RUN/report/: retrieval grid, per-class AP chart and table, training curves,
     and report.md with the metrics and the run's provenance."""
     from sbirbench.report import write_report
 
-    click.echo(f"wrote {write_report(run, per_class=per_class, tile=tile, data_root=data_root)}")
+    written = write_report(run, per_class=per_class, tile=tile, data_root=data_root, html=html)
+    click.echo(f"wrote {written}")

@@ -176,10 +176,44 @@ def _markdown(result: dict[str, Any], files: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def pr_curve(
+    queries: torch.Tensor,
+    query_labels: torch.Tensor,
+    gallery: torch.Tensor,
+    gallery_labels: torch.Tensor,
+    points: int = 11,
+    chunk: int = 256,
+) -> tuple[list[float], list[float]]:
+    """Interpolated precision (the best precision at recall >= r) at ``points`` recall
+    levels, averaged over the queries that have a relevant photo (cosine ranking)."""
+    q, g = F.normalize(queries.float(), dim=-1), F.normalize(gallery.float(), dim=-1)
+    levels = torch.linspace(0, 1, points)
+    total, count = torch.zeros(points), 0
+    ranks = torch.arange(1, len(g) + 1, dtype=torch.float32)
+    for start in range(0, len(q), chunk):
+        order = (q[start : start + chunk] @ g.T).argsort(dim=1, descending=True)
+        relevant = (query_labels[start : start + chunk, None] == gallery_labels[order]).float()
+        found = relevant.sum(1)
+        keep = found > 0
+        hits = relevant.cumsum(1)[keep]
+        recall = (hits / found[keep, None]).contiguous()
+        best = (hits / ranks).flip(1).cummax(1).values.flip(1)  # max precision to the right
+        at = torch.searchsorted(recall, levels.expand(len(recall), -1).contiguous())
+        total += best.gather(1, at.clamp(max=len(g) - 1)).sum(0)
+        count += int(keep.sum())
+    return levels.tolist(), (total / max(count, 1)).tolist()
+
+
 def write_report(
-    run: Path, *, per_class: int = 2, tile: int = 64, data_root: str | None = None
+    run: Path,
+    *,
+    per_class: int = 2,
+    tile: int = 64,
+    data_root: str | None = None,
+    html: bool = False,
 ) -> Path:
-    """Write ``report/`` for a run folder; returns the Markdown file."""
+    """Write ``report/`` for a run folder (and ``report/index.html``, one self-contained
+    page, with ``html``); returns the Markdown file, or the page."""
     paths = RunStore(Path(run), writer=False)
     result = read_result(paths.result)
     saved = checkpoint.load(paths.model)
@@ -231,4 +265,16 @@ def write_report(
     )
     markdown = folder / "report.md"
     atomic.write_text(markdown, _markdown(result, files))
-    return markdown
+    if not html:
+        return markdown
+    from .html import run_page
+
+    _, precision = pr_curve(queries.features, queries.labels, gallery.features, gallery.labels)
+    _save_png(
+        folder / "pr.png",
+        line_chart({"precision": precision}, "interpolated precision at recall 0, 0.1, ..., 1"),
+    )
+    pictures = {k: folder / v for k, v in {**files, "pr": "pr.png"}.items()}
+    page = folder / "index.html"
+    atomic.write_text(page, run_page(result, pictures))
+    return page
