@@ -5,8 +5,11 @@ The index is one ``.npz`` file: the photos' paths (relative to the folder), size
 modification times, their L2-normalised embeddings, and the model's fingerprint (the
 checkpoint's SHA-256 and its input spec). Building it again embeds only new or changed
 photos and drops removed ones; it is saved (atomically) after every block of photos, so
-an interrupted build resumes where it stopped. Search is exact: one matrix product and a
-top-k over the whole index.
+an interrupted build resumes where it stopped. Search is exact by default: one matrix
+product and a top-k over the whole index. For galleries too large for that, ``index
+--faiss`` also writes a faiss HNSW graph (``<index>.faiss``; the ``[search]`` extra) that
+``search --engine faiss`` queries instead (PERFORMANCE.md: its speed and recall@k
+against exact search).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from sbirbench.transforms import eval_transform
 from sbirbench.weights.files import file_sha256
 
 BLOCK = 256  # photos embedded between two saves of the index
+HNSW_NEIGHBOURS, HNSW_SEARCH_DEPTH = 32, 128  # faiss graph degree and efSearch
 
 
 @dataclass
@@ -160,7 +164,50 @@ def _snapshot(
     Index(stamped, names, [kept[n][0] for n in names], features).save(out)
 
 
-def search(index_path: Path, sketch: Path, k: int = 10) -> list[tuple[str, float]]:
+def _faiss() -> Any:
+    try:
+        import faiss
+    except ImportError:
+        raise UserError("faiss is an optional extra: pip install 'sbirbench[search]'") from None
+    return faiss
+
+
+def write_faiss(index_path: Path) -> Path:
+    """An HNSW graph (inner product) over the index's embeddings, beside it."""
+    faiss = _faiss()
+    index = Index.load(index_path)
+    graph = faiss.IndexHNSWFlat(
+        index.features.shape[1], HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT
+    )
+    graph.add(np.ascontiguousarray(index.features, dtype=np.float32))
+    target = index_path.with_suffix(".faiss")
+    atomic.atomic_write(target, lambda handle: handle.write(faiss.serialize_index(graph).tobytes()))
+    return target
+
+
+def nearest(features: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
+    """Exact top-k rows of ``features`` by inner product with ``query``, best first."""
+    scores = features @ query
+    k = max(0, min(k, len(scores)))
+    top = np.argpartition(-scores, k - 1)[:k] if 0 < k < len(scores) else np.arange(len(scores))
+    return top[np.argsort(-scores[top], kind="stable")][:k]
+
+
+def nearest_faiss(index_path: Path, query: np.ndarray, k: int) -> np.ndarray:
+    """Approximate top-k from the faiss graph written by :func:`write_faiss`."""
+    faiss = _faiss()
+    path = index_path.with_suffix(".faiss")
+    if not path.is_file():
+        raise UserError(f"no faiss graph {path}; build it with sbirbench index ... --faiss")
+    graph = faiss.deserialize_index(np.fromfile(path, dtype=np.uint8))
+    graph.hnsw.efSearch = max(HNSW_SEARCH_DEPTH, k)
+    _, found = graph.search(query[None, :].astype(np.float32), k)
+    return found[0][found[0] >= 0]
+
+
+def search(
+    index_path: Path, sketch: Path, k: int = 10, engine: str = "exact"
+) -> list[tuple[str, float]]:
     """The ``k`` photos of the index most similar to ``sketch`` (cosine), best first."""
     index = Index.load(index_path)
     run = Path(index.meta["run"])
@@ -175,12 +222,16 @@ def search(index_path: Path, sketch: Path, k: int = 10) -> list[tuple[str, float
             query = model.embed([image.convert("RGB")], "sketch")[0]
     except OSError as exc:
         raise UserError(f"cannot read sketch {sketch}: {exc}") from None
-    scores = index.features @ query
-    k = max(0, min(k, len(scores)))
-    top = np.argpartition(-scores, k - 1)[:k] if 0 < k < len(scores) else np.arange(len(scores))
-    top = top[np.argsort(-scores[top], kind="stable")][:k]
+    top = (
+        nearest_faiss(index_path, query, k)
+        if engine == "faiss"
+        else nearest(index.features, query, k)
+    )
+    scores = index.features[top] @ query
     photos = Path(index.meta["photos"])
-    return [(os.fspath(photos / index.paths[i]), float(scores[i])) for i in top]
+    return [
+        (os.fspath(photos / index.paths[i]), float(v)) for i, v in zip(top, scores, strict=True)
+    ]
 
 
 def write_grid(sketch: Path, found: list[tuple[str, float]], out: Path, size: int = 128) -> None:

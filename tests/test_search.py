@@ -68,3 +68,32 @@ def test_search_errors_are_one_line(tmp_path, capsys):
     unreadable = invoke(capsys, "search", "--index", str(bad), str(bad))
     assert unreadable.code != 0 and unreadable.err.startswith("error: cannot read index")
     assert "\n" not in unreadable.err.strip()
+
+
+def test_the_faiss_graph_finds_what_exact_search_finds(tmp_path, capsys):
+    import pytest
+
+    pytest.importorskip("faiss", reason="needs the [search] extra: pip install -e '.[search]'")
+    assert invoke(capsys, "run", "ce", "--dataset", "synthetic", "--epochs", "1", *SMALL,
+                  "--out", str(tmp_path / "runs")).code == 0  # fmt: skip
+    run = only_run(tmp_path / "runs")
+    folder, sketch = photo_folder(tmp_path)
+    built = invoke(capsys, "index", "--run", str(run), "--photos", str(folder), "--faiss")
+    assert built.code == 0 and (run / "index-photos.faiss").is_file(), built.err
+    index = str(run / "index-photos.npz")
+    exact = invoke(capsys, "search", "--index", index, str(sketch), "-k", "5")
+    approximate = invoke(capsys, "search", "--index", index, str(sketch), "-k", "5",
+                         "--engine", "faiss")  # fmt: skip
+    assert approximate.code == 0, approximate.err
+    assert approximate.out == exact.out  # 12 photos: the graph search is exhaustive here
+
+
+def test_faiss_search_without_the_graph_is_one_line(tmp_path, capsys):
+    import pytest
+
+    pytest.importorskip("faiss", reason="needs the [search] extra: pip install -e '.[search]'")
+    from sbirbench.errors import UserError
+    from sbirbench.search import nearest_faiss
+
+    with pytest.raises(UserError, match="build it with sbirbench index ... --faiss"):
+        nearest_faiss(tmp_path / "index.npz", np.zeros(4, dtype=np.float32), 3)
