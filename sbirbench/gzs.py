@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Literal
 
 from sbirbench.interfaces import Item, ItemRef, Modality, SBIRDataset, Subset
+from sbirbench.paths import relative_to_root
 
 MODALITIES: tuple[Modality, Modality] = ("sketch", "photo")
 SHARE = 0.2
@@ -60,11 +61,6 @@ def class_generator(seed: int, dataset: str, name: str, modality: str) -> Any:
     return np.random.Generator(np.random.PCG64(int.from_bytes(digest[:8], "little")))
 
 
-def relative(ref: ItemRef, root: str) -> str:
-    """An item's path relative to the data root, with ``/`` separators."""
-    return str(ref).removeprefix(root).lstrip("/\\").replace("\\", "/")
-
-
 def held_out(base: SBIRDataset, options: GZSOptions) -> dict[Modality, set[str]]:
     """The relative paths of the seen items held out for the test set, per modality."""
     root = str(base.describe().get("root") or "")
@@ -72,7 +68,7 @@ def held_out(base: SBIRDataset, options: GZSOptions) -> dict[Modality, set[str]]
     for modality in MODALITIES:
         by_class: dict[str, list[str]] = {name: [] for name in base.seen_classes}
         for ref, label in base.items("train", modality):
-            by_class[base.seen_classes[label]].append(relative(ref, root))
+            by_class[base.seen_classes[label]].append(relative_to_root(ref, root))
         unseen = len(base.items("test", modality))
         seen = sum(len(v) for v in by_class.values())
         total = math.floor(SHARE * (unseen if options.count == "sem-pcyc" else seen))
@@ -100,7 +96,7 @@ class GZSView(SBIRDataset):
         self._items: dict[tuple[Subset, Modality], list[Item]] = {}
         for modality in MODALITIES:
             train = list(base.items("train", modality))
-            is_held = [relative(ref, self.root) in self.held[modality] for ref, _ in train]
+            is_held = [relative_to_root(ref, self.root) in self.held[modality] for ref, _ in train]
             moved = [item for item, held in zip(train, is_held, strict=True) if held]
             kept = (
                 [item for item, held in zip(train, is_held, strict=True) if not held]

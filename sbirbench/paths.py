@@ -34,3 +34,10 @@ def repo_file(name: str) -> Path | None:
     if shared.is_file():
         return shared
     return None
+
+
+def relative_to_root(ref: object, root: str) -> str:
+    """A data-set item's path relative to the data set's root, with ``/`` separators (how
+    per-query records and GZS hold-out listings name images, so moving the data keeps
+    them)."""
+    return str(ref).removeprefix(root).lstrip("/\\").replace("\\", "/")

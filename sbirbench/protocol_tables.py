@@ -4,28 +4,16 @@ options table (``gzs``, ``fg`` or ``cross``; docs/protocols.md)."""
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from sbirbench.cross import CrossOptions
 from sbirbench.gzs import GZSOptions
 from sbirbench.metrics.names import is_accuracy
 
+if TYPE_CHECKING:  # the benchmark file's parser: typed lookups and located failures
+    from sbirbench.benchmarks import _Parser as Parser
+
 PROTOCOLS = ("zs", "gzs", "fg", "cross")
-
-
-class Parser(Protocol):
-    """What the benchmark file's parser offers: typed lookups and located failures."""
-
-    def get(
-        self,
-        table: dict[str, Any],
-        where: str,
-        key: str,
-        kind: type | tuple[type, ...],
-        default: Any = ...,
-    ) -> Any: ...
-
-    def fail(self, where: str, problem: str) -> None: ...
 
 
 def protocol_fields(parser: Parser, table: dict[str, Any], where: str) -> dict[str, Any]:

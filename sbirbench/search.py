@@ -4,9 +4,10 @@
 The index is one ``.npz`` file: the photos' paths (relative to the folder), sizes and
 modification times, their L2-normalised embeddings, and the model's fingerprint (the
 checkpoint's SHA-256 and its input spec). Building it again embeds only new or changed
-photos and drops removed ones; it is saved (atomically) after every block of photos, so
-an interrupted build resumes where it stopped. Search is exact by default: one matrix
-product and a top-k over the whole index. For galleries too large for that, ``index
+photos and drops removed ones; it is saved (atomically) at most once a minute while it
+grows and at the end, so an interrupted build resumes close to where it stopped (each
+save rewrites the whole file, so saving after every block would cost quadratic I/O).
+Search is exact by default: one matrix product and a top-k over the whole index. For galleries too large for that, ``index
 --faiss`` also writes a faiss HNSW graph (``<index>.faiss``; the ``[search]`` extra) that
 ``search --engine faiss`` queries instead (PERFORMANCE.md: its speed and recall@k
 against exact search).
@@ -25,16 +26,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sbirbench import atomic, checkpoint
+from sbirbench import atomic
 from sbirbench.errors import UserError
 from sbirbench.interfaces import Method, Modality
 from sbirbench.paths import IMAGE_SUFFIXES
 from sbirbench.pipeline.options import RunOptions
-from sbirbench.pipeline.resolve_saved import resolve_saved
+from sbirbench.pipeline.resolve_saved import load_saved, rebuild, resolve_saved
 from sbirbench.transforms import eval_transform
 from sbirbench.weights.files import file_sha256
 
-BLOCK = 256  # photos embedded between two saves of the index
+BLOCK = 256  # photos embedded per forward pass
+SAVE_EVERY = 60.0  # seconds between two saves of a growing index
 HNSW_NEIGHBOURS, HNSW_SEARCH_DEPTH = 32, 128  # faiss graph degree and efSearch
 
 
@@ -56,12 +58,8 @@ class Model:
 def load_model(run: Path) -> Model:
     """The method saved in a run folder (its ``checkpoint.pt``), on the CPU."""
     path = run / "checkpoint.pt" if run.is_dir() else run
-    saved = checkpoint.load(path)
-    if saved.get("format") != checkpoint.MODEL_FORMAT:
-        raise UserError(f"{path} is not an sbirbench model checkpoint (a run's checkpoint.pt)")
-    spec = resolve_saved(saved["config"], RunOptions(method="-", device="cpu"))
-    method = spec.build_method(saved["num_classes"], pretrained=False)
-    method.model().load_state_dict(saved["state"])
+    saved = load_saved(path)
+    method = rebuild(saved, resolve_saved(saved["config"], RunOptions(method="-", device="cpu")))
     method.model().eval()
     inputs = method.input_spec()
     fingerprint = {"checkpoint_sha256": file_sha256(path), "inputs": inputs.as_dict()}
@@ -133,6 +131,7 @@ def build_index(run: Path, photos: Path, out: Path, log: Any = print) -> dict[st
                     kept[name] = (stamp, old.features[i])
     todo = [name for name in files if name not in kept]
     log(f"{len(files)} photos: {len(kept)} unchanged, {len(todo)} to embed")
+    saved_at = time.monotonic()
     for start in range(0, len(todo), BLOCK):
         names = todo[start : start + BLOCK]
         images = []
@@ -147,7 +146,9 @@ def build_index(run: Path, photos: Path, out: Path, log: Any = print) -> dict[st
         if names:
             for name, feature in zip(names, model.embed(images, "photo"), strict=True):
                 kept[name] = (files[name], feature)
-        _snapshot(meta, kept, files, out)  # an interrupted build resumes from here
+        if time.monotonic() - saved_at >= SAVE_EVERY:  # an interrupted build resumes here
+            _snapshot(meta, kept, files, out)
+            saved_at = time.monotonic()
     _snapshot(meta, kept, files, out)
     return {"photos": len(files), "embedded": len(todo), "reused": len(files) - len(todo)}
 

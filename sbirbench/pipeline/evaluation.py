@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from sbirbench.distributed import Context, broadcast_object
@@ -19,6 +20,7 @@ from sbirbench.gzs import GZSView
 from sbirbench.hashing import itq_codes
 from sbirbench.interfaces import Method, SBIRDataset
 from sbirbench.metrics import retrieval_metrics
+from sbirbench.paths import relative_to_root
 from sbirbench.stats import chance_level
 
 from .embedding import Embedded, embed
@@ -137,7 +139,9 @@ def evaluate(
         per_query=per_query_record(dataset, queries, result["per_query"], primary),
     )
     if isinstance(dataset, GZSView):
-        evaluation.gzs = gzs_breakdown(dataset, queries, gallery, protocol, context)
+        evaluation.gzs = gzs_breakdown(
+            dataset, queries, gallery, {m: result["per_query"][m] for m in metrics}
+        )
     if protocol.hash_bits:
         codes = broadcast_object(
             itq_codes(queries.features, gallery.features, protocol.hash_bits)
@@ -162,30 +166,24 @@ def evaluate(
 
 
 def gzs_breakdown(
-    dataset: GZSView, queries: Embedded, gallery: Embedded, protocol: Protocol, context: Context
+    dataset: GZSView, queries: Embedded, gallery: Embedded, per_query: dict[str, Any]
 ) -> dict[str, Any]:
     """GZS metrics of the unseen queries and of the held-out seen queries, each against the
-    whole mixed gallery, and H, the harmonic mean of the two (per metric)."""
-    seen = queries.labels >= dataset.unseen_count
+    whole mixed gallery (the means of the evaluation's own per-query values over each
+    part), and H, the harmonic mean of the two (per metric)."""
+    seen = (queries.labels >= dataset.unseen_count).numpy()
     out: dict[str, Any] = {}
     for part, mask in (("unseen", ~seen), ("seen", seen)):
-        if not bool(mask.any()):
-            out[part] = None
-            continue
-        result = retrieval_metrics(
-            queries.features[mask],
-            queries.labels[mask],
-            gallery.features,
-            gallery.labels,
-            metrics=protocol.metrics,
-            ap=protocol.ap,
-            ties=protocol.ties,
-            device=context.device,
+        values = {m: np.asarray(v, dtype=np.float64)[mask] for m, v in per_query.items()}
+        counted = {m: v[~np.isnan(v)] for m, v in values.items()}
+        out[part] = (
+            {m: float(v.mean()) for m, v in counted.items()}
+            if all(len(v) for v in counted.values())
+            else None
         )
-        out[part] = {m: result[m] for m in protocol.metrics}
     a, b = out["unseen"], out["seen"]
     out["h"] = (
-        {m: 2 * a[m] * b[m] / (a[m] + b[m]) if a[m] + b[m] > 0 else 0.0 for m in protocol.metrics}
+        {m: 2 * a[m] * b[m] / (a[m] + b[m]) if a[m] + b[m] > 0 else 0.0 for m in a}
         if a and b
         else None
     )
@@ -207,6 +205,6 @@ def per_query_record(
     root = str(dataset.describe().get("root") or "")
     return {
         "metric": metric,
-        "queries": [r.removeprefix(root).lstrip("/") for r in refs],
+        "queries": [relative_to_root(r, root) for r in refs],
         "values": [None if v != v else round(float(v), 7) for v in values[metric]],
     }

@@ -14,6 +14,7 @@ from sbirbench.distributed import Context
 from sbirbench.errors import UserError
 from sbirbench.interfaces import Method, SBIRDataset
 from sbirbench.metrics.fine_grained import PAIRING, accuracy_at, fg_metrics, pair, true_photo_ranks
+from sbirbench.paths import relative_to_root
 
 from .embedding import embed
 from .evaluation import Evaluation, evaluate
@@ -81,7 +82,7 @@ def evaluate_fine_grained(
         chance=measured["chance"],
         per_query={
             "metric": protocol.metrics[0],
-            "queries": [sketches[i][0].removeprefix(root).lstrip("/") for i in kept],
+            "queries": [relative_to_root(sketches[i][0], root) for i in kept],
             "values": [round(float(v), 7) for v in first],
         },
         fine_grained={

@@ -1,15 +1,17 @@
 """The spec of a saved model: method, backbone and their configs from the checkpoint's
 configuration, evaluated on the data and protocol a user names (default: the ones it was
-trained under). Used by ``sbirbench eval`` and the reports."""
+trained under). Used by ``sbirbench eval``, the reports and ``sbirbench search``."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from sbirbench.benchmarks import load_benchmarks
 from sbirbench.config import build_config, split_overrides
 from sbirbench.errors import UserError
+from sbirbench.interfaces import Method
 from sbirbench.plugins import get_plugins
 
 from .options import RunOptions
@@ -82,3 +84,23 @@ def resolve_saved(config: dict[str, Any], options: RunOptions) -> RunSpec:
         device,
         precision,
     )
+
+
+def load_saved(path: Path) -> dict[str, Any]:
+    """A run's saved model (``checkpoint.pt``), refused in one line if it is not one."""
+    from sbirbench import checkpoint
+
+    saved = checkpoint.load(path)
+    if saved.get("format") != checkpoint.MODEL_FORMAT:
+        raise UserError(
+            f"{path} is not an sbirbench model checkpoint (expected a run's checkpoint.pt)"
+        )
+    return saved
+
+
+def rebuild(saved: dict[str, Any], spec: RunSpec) -> Method:
+    """The saved method with its trained weights (its backbone built without reading the
+    pretrained weights the checkpoint overwrites)."""
+    method = spec.build_method(saved["num_classes"], pretrained=False)
+    method.model().load_state_dict(saved["state"])
+    return method

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sbirbench import checkpoint, distributed
+from sbirbench import distributed
 from sbirbench.console import set_output
 from sbirbench.errors import UserError
 from sbirbench.weights.files import file_sha256
@@ -16,7 +16,7 @@ from .bind import bind
 from .execute import eval_batch, seed_everything, warn_unreadable
 from .fine_grained import evaluate_protocol
 from .options import RunOptions
-from .resolve_saved import resolve_saved
+from .resolve_saved import load_saved, rebuild, resolve_saved
 from .result import make_result
 from .store import RunStore
 
@@ -33,11 +33,7 @@ def evaluate_saved(
 ) -> dict[str, Any]:
     """Rebuild the method saved in ``path`` (a run's ``checkpoint.pt``), evaluate it, and
     write ``eval-<benchmark>.json`` beside it (or ``output_file``)."""
-    saved = checkpoint.load(path)
-    if saved.get("format") != checkpoint.MODEL_FORMAT:
-        raise UserError(
-            f"{path} is not an sbirbench model checkpoint (expected a run's checkpoint.pt)"
-        )
+    saved = load_saved(path)
     spec = resolve_saved(saved["config"], options)
     context = distributed.setup(spec.device)
     out = set_output(log_mode)
@@ -55,8 +51,7 @@ def evaluate_saved(
                 "trained on (it was trained on other data or another hold-out); train it "
                 f"with --benchmark {spec.options.benchmark or bound.protocol.benchmark}"
             )
-        method = spec.build_method(saved["num_classes"], pretrained=False)
-        method.model().load_state_dict(saved["state"])
+        method = rebuild(saved, spec)
         method.model().to(context.device)
         out.info(f"evaluating {path} ({spec.method_name}) on {bound.protocol.benchmark}")
         evaluation = evaluate_protocol(

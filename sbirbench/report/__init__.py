@@ -15,13 +15,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from sbirbench import atomic, checkpoint, distributed
+from sbirbench import atomic, distributed
 from sbirbench.errors import UserError
 from sbirbench.interfaces import SBIRDataset
 from sbirbench.pipeline.bind import bind
 from sbirbench.pipeline.embedding import embed
 from sbirbench.pipeline.options import RunOptions
-from sbirbench.pipeline.resolve_saved import resolve_saved
+from sbirbench.pipeline.resolve_saved import load_saved, rebuild, resolve_saved
 from sbirbench.pipeline.store import RunStore
 from sbirbench.results import read_result
 
@@ -216,7 +216,7 @@ def write_report(
     page, with ``html``); returns the Markdown file, or the page."""
     paths = RunStore(Path(run), writer=False)
     result = read_result(paths.result)
-    saved = checkpoint.load(paths.model)
+    saved = load_saved(paths.model)
     options = RunOptions(
         method="-", data_root=data_root or saved["config"].get("data_root"), device="cpu"
     )
@@ -227,8 +227,7 @@ def write_report(
             f"the data set found at {dataset.describe().get('root')} does not have "
             "the run's unseen classes"
         )
-    method = spec.build_method(saved["num_classes"], pretrained=False)
-    method.model().load_state_dict(saved["state"])
+    method = rebuild(saved, spec)
     context = distributed.Context()
     key = result.get("model_sha256")
     queries = embed(method, dataset, "sketch", context=context, cache_key=key)
