@@ -8,9 +8,9 @@ photos and drops removed ones; it is saved (atomically) at most once a minute wh
 grows and at the end, so an interrupted build resumes close to where it stopped (each
 save rewrites the whole file, so saving after every block would cost quadratic I/O).
 Search is exact by default: one matrix product and a top-k over the whole index. For
-galleries too large for that, ``index --faiss`` also writes a faiss HNSW graph (``<index>.faiss``; the ``[search]`` extra) that
-``search --engine faiss`` queries instead (PERFORMANCE.md: its speed and recall@k
-against exact search).
+galleries too large for that, ``index --faiss`` also writes a faiss HNSW graph
+(``<index>.faiss``; the ``[search]`` extra) that ``search --engine faiss`` queries
+instead (PERFORMANCE.md: its speed and recall@k against exact search).
 """
 
 from __future__ import annotations
