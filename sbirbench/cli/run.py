@@ -10,6 +10,7 @@ import click
 
 from sbirbench.errors import UserError
 from sbirbench.pipeline.options import RunOptions
+from sbirbench.tracking import TRACKERS
 
 RUN_OPTIONS = [
     click.option("--dataset", help="Data set plugin (see `sbirbench list datasets`)."),
@@ -69,9 +70,9 @@ RUN_OPTIONS = [
         "--tracker",
         "trackers",
         multiple=True,
-        type=click.Choice(["jsonl", "tensorboard"]),
+        type=click.Choice(list(TRACKERS)),
         help="Log losses, learning rates, throughput, metrics and the config "
-        "(repeatable; tensorboard needs the [track] extra).",
+        "(repeatable; tensorboard, mlflow and wandb are extras of the same names).",
     ),
     click.option(
         "--hash-bits",

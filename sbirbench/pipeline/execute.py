@@ -21,7 +21,7 @@ from sbirbench import checkpoint, distributed
 from sbirbench.console import Output, set_output
 from sbirbench.errors import UserError
 from sbirbench.interfaces import Method
-from sbirbench.tracking import Tracker, make_trackers
+from sbirbench.tracking import TrackedRun, Tracker, make_trackers
 from sbirbench.weights.files import file_sha256
 
 from .bind import BoundRun, bind
@@ -145,7 +145,9 @@ def _train_and_evaluate(
         output.attach_log(store.log)
     store.write_json(store.config, {"config_hash": bound.config_hash, **bound.resolved()})
     # experiment trackers (rank 0): the configuration now, each epoch, the metrics at the end
-    trackers = make_trackers(bound.spec.options.trackers, store.root) if context.main else []
+    out = trainer.options.reuse_root or store.root.parents[2]  # <out>/<benchmark>/<method>/
+    tracked = TrackedRun(store.root, Path(out), store.run_id, bound.protocol.benchmark)
+    trackers = make_trackers(bound.spec.options.trackers, tracked) if context.main else []
     for tracker in trackers:
         tracker.start(
             {"run_id": store.run_id, "config_hash": bound.config_hash, **bound.resolved()}
