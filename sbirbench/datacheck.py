@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -125,3 +127,25 @@ def contact_sheet(
                     tile = Image.new("RGB", (size, size), (255, 200, 200))
                 sheet.paste(tile, (left, top))
     return sheet
+
+
+def export_images(
+    dataset: SBIRDataset, subset: Subset, modality: Modality, out: Path
+) -> tuple[int, int]:
+    """A subset's images as PNG files under ``out/<class>/`` (a photo folder to index, a
+    sketch to search with). Files already there are kept, so an interrupted export
+    resumes. Returns (written, kept)."""
+    from sbirbench import atomic
+
+    names = dataset.seen_classes if subset == "train" else dataset.unseen_classes
+    written = kept = 0
+    for number, (ref, label) in enumerate(dataset.items(subset, modality)):
+        target = out / names[label] / f"{number:05d}-{Path(str(ref)).stem}.png"
+        if target.is_file():
+            kept += 1
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        image = dataset.open(ref, modality).convert("RGB")
+        atomic.atomic_write(target, partial(image.save, format="PNG"))
+        written += 1
+    return written, kept

@@ -206,33 +206,48 @@ def nearest_faiss(index_path: Path, query: np.ndarray, k: int) -> np.ndarray:
     return found[0][found[0] >= 0]
 
 
+class Searcher:
+    """An index and the model that built it, loaded once, answering sketch queries."""
+
+    def __init__(self, index_path: Path, engine: str = "exact") -> None:
+        self.path, self.engine = index_path, engine
+        self.index = Index.load(index_path)
+        run = Path(self.index.meta["run"])
+        self.model = load_model(run)
+        if self.model.fingerprint["checkpoint_sha256"] != self.index.meta.get("checkpoint_sha256"):
+            raise UserError(
+                f"{index_path} was built with another version of {run}; build it again "
+                "(sbirbench index)"
+            )
+        self.photos = Path(self.index.meta["photos"])
+
+    def query(self, sketch: Image.Image, k: int = 10) -> list[tuple[str, float]]:
+        """The ``k`` photos most similar to ``sketch`` (cosine), best first."""
+        query = self.model.embed([sketch.convert("RGB")], "sketch")[0]
+        features = self.index.features
+        top = (
+            nearest_faiss(self.path, query, k)
+            if self.engine == "faiss"
+            else nearest(features, query, k)
+        )
+        scores = features[top] @ query
+        return [
+            (os.fspath(self.photos / self.index.paths[i]), float(v))
+            for i, v in zip(top, scores, strict=True)
+        ]
+
+
 def search(
     index_path: Path, sketch: Path, k: int = 10, engine: str = "exact"
 ) -> list[tuple[str, float]]:
-    """The ``k`` photos of the index most similar to ``sketch`` (cosine), best first."""
-    index = Index.load(index_path)
-    run = Path(index.meta["run"])
-    model = load_model(run)
-    if model.fingerprint["checkpoint_sha256"] != index.meta.get("checkpoint_sha256"):
-        raise UserError(
-            f"{index_path} was built with another version of {run}; build it again "
-            "(sbirbench index)"
-        )
+    """The ``k`` photos of the index most similar to the sketch file, best first."""
+    searcher = Searcher(index_path, engine)
     try:
         with Image.open(sketch) as image:
-            query = model.embed([image.convert("RGB")], "sketch")[0]
+            image.load()
     except OSError as exc:
         raise UserError(f"cannot read sketch {sketch}: {exc}") from None
-    top = (
-        nearest_faiss(index_path, query, k)
-        if engine == "faiss"
-        else nearest(index.features, query, k)
-    )
-    scores = index.features[top] @ query
-    photos = Path(index.meta["photos"])
-    return [
-        (os.fspath(photos / index.paths[i]), float(v)) for i, v in zip(top, scores, strict=True)
-    ]
+    return searcher.query(image, k)
 
 
 def write_grid(sketch: Path, found: list[tuple[str, float]], out: Path, size: int = 128) -> None:

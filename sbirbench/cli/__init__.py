@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "new-method": "sbirbench.cli.new_method:new_method_command",
     "index": "sbirbench.cli.search:index_command",
     "search": "sbirbench.cli.search:search_command",
+    "demo": "sbirbench.cli.demo:demo_command",
 }
 
 

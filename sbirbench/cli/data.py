@@ -1,4 +1,4 @@
-"""``sbirbench data check`` and ``sbirbench data show``: is the data what I think it is?"""
+"""``sbirbench data check``, ``show`` and ``export``: is the data what I think it is?"""
 
 from __future__ import annotations
 
@@ -146,3 +146,25 @@ def show_command(
     )
     atomic.atomic_write(out, lambda handle: sheet.save(handle, format="PNG"))
     click.echo(f"wrote {out} ({sheet.width}x{sheet.height})")
+
+
+@data_group.command("export")
+@data_options
+@click.option("--subset", type=click.Choice(["train", "test"]), default="test", show_default=True)
+@click.option(
+    "--modality", type=click.Choice(["photo", "sketch"]), default="photo", show_default=True
+)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder to write.")
+def export_command(subset: str, modality: str, out: Path, **params: Any) -> None:
+    """Write a subset's images as PNG files, one folder per class (for example the
+    embedded data set's photos, as a folder for `sbirbench index`)."""
+    from sbirbench.datacheck import export_images
+
+    dataset = _dataset(params)
+    written, kept = export_images(
+        dataset,
+        "train" if subset == "train" else "test",
+        "photo" if modality == "photo" else "sketch",
+        out,
+    )
+    click.echo(f"{out}: {written} images written, {kept} already there")
