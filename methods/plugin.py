@@ -41,3 +41,8 @@ def register_methods(register: Register) -> None:
         "sbirbench.methods.dsn:DSN",
         description="Domain-Smoothing Network (IJCAI 2021): SAKE plus cross-modal contrast",
     )
+    register(
+        "tvt",
+        "sbirbench.methods.tvt:TVT",
+        description="Three-Way Vision Transformer (AAAI 2022): distillation + hypersphere",
+    )

@@ -163,12 +163,15 @@ class BackboneSpec:
 # --------------------------------------------------------------------------- methods
 @dataclass
 class Batch:
-    """One micro-batch: photos always, sketches on every ``skt_factor``-th micro-step."""
+    """One micro-batch: photos always, sketches on every ``skt_factor``-th micro-step.
+    ``epoch`` is the stage's progress when it was drawn, in epochs (0.5: half of the
+    first epoch done), for losses with their own schedules."""
 
     photos: Tensor
     photo_labels: Tensor
     sketches: Tensor | None = None
     sketch_labels: Tensor | None = None
+    epoch: float = 0.0
 
     def parts(self) -> list[tuple[Modality, Tensor, Tensor]]:
         """``(modality, images, labels)`` for each modality present."""

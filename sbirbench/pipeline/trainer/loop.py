@@ -157,6 +157,7 @@ class StageLoop:
                 batch = Batch(
                     photo.images.to(ctx.device, non_blocking=True),
                     photo.labels.to(ctx.device, non_blocking=True),
+                    epoch=epoch + step / self.steps,
                 )
                 unreadable.update(photo.unreadable)
                 if sketch is not None:

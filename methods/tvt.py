@@ -1,0 +1,319 @@
+"""``tvt``: Three-Way Vision Transformer (Tian et al., AAAI 2022), PSKD's ancestor.
+
+One network with two outputs: a distillation head h_D, trained to reproduce a frozen
+modality teacher's output on the same image (the ImageNet network on photos, a sketch
+teacher on sketches), and a fusion head h_F whose L2-normalised output f lives on a
+hypersphere shared by both modalities (docs/methods/tvt.md). Per sub-batch of modality m:
+
+    L = kd_weight * DINO(h_D(x), T_m(x)) + cls_weight * CE_smooth(W f + b, y)
+        + r(t) * (ca_weight * L_CA(f, y) + uni_weight * L_UNI(f))
+
+with r(t) the cosine ramp from 0 (first epoch) to 1 (``au_ramp_epochs``). Stage
+``sketch-teacher`` makes T_S: the ImageNet network self-distilled (DINO, EMA teacher,
+centring) on two random crops of the training sketches. Stage ``student`` trains the
+network with both teachers frozen. Retrieval: the raw fusion feature (cosine).
+
+[choice] The teachers' K-way output is the backbone's ImageNet classifier (its
+``imagenet_logits``), where the code uses DINO's 65536-way projection head, whose last
+layer no installable weights carry; so ``tvt`` needs a backbone with its ImageNet head,
+as ``sake`` does. Written against the public plugin contract only.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, cast
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sbirbench.errors import UserError
+from sbirbench.interfaces import (
+    Backbone,
+    Batch,
+    Method,
+    MethodSetup,
+    ParamGroup,
+    Stage,
+    StageSettings,
+    TrainConfig,
+)
+
+from .heads import FusionHead
+from .losses import label_smoothed_ce
+from .tvt_losses import (
+    centre_alignment,
+    dino_loss,
+    ramp,
+    teacher_temperature,
+    uniformity,
+    update_centre,
+)
+
+
+@dataclass(frozen=True)
+class TVTConfig(TrainConfig):
+    """The code's defaults (docs/methods/tvt.md); ``sketch_teacher_*`` is stage one's."""
+
+    head_hidden: int = 2048
+    head_dim: int = 256
+    smoothing: float = 0.1
+    student_temp: float = 0.1
+    teacher_temp_start: float = 0.04
+    teacher_temp: float = 0.07
+    teacher_temp_epochs: int = 5
+    centre_momentum: float = 0.9
+    kd_weight: float = 1.0
+    cls_weight: float = 1.0
+    ca_weight: float = 2.0
+    uni_weight: float = 0.5
+    au_ramp_epochs: float = 20.0
+    backbone_lr_mult: float = 0.1
+    embed: Literal["feature", "head"] = "feature"
+    sketch_teacher_epochs: int = 50
+    sketch_teacher_batch_size: int = 64
+    sketch_teacher_lr: float = 1e-4
+    sketch_teacher_warmup_epochs: float = 5.0
+    ema_momentum: float = 0.996
+    crop_scale: float = 0.4
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("student_temp", "teacher_temp_start", "teacher_temp", "sketch_teacher_lr"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}={getattr(self, name)}: must be positive")
+        for name in ("centre_momentum", "ema_momentum", "crop_scale"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"{name}={getattr(self, name)}: must be in (0, 1]")
+        if self.sketch_teacher_epochs < 0:
+            raise ValueError(f"sketch_teacher_epochs={self.sketch_teacher_epochs}: must be >= 0")
+
+
+def imagenet_outputs(backbone: Backbone) -> int:
+    """The size of the backbone's ImageNet head, or a one-line error without one."""
+    head = getattr(backbone, "imagenet_classifier", None)
+    if not isinstance(head, nn.Linear):
+        raise UserError(
+            "tvt needs a backbone with its ImageNet classifier as the teachers' output: "
+            "ImageNet weights and --set backbone.imagenet_head=true (the tvt presets set both)"
+        )
+    return head.out_features
+
+
+class DistillHead(nn.Module):
+    """DINO's head: MLP ``in -> hidden -> hidden -> bottleneck`` (GELU), L2 normalisation,
+    then a linear layer to ``out`` whose rows are kept at unit norm (DINO's weight-normed
+    last layer with its frozen scale 1)."""
+
+    def __init__(self, in_dim: int, hidden: int, bottleneck: int, out: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
+            nn.Linear(hidden, bottleneck),
+        )  # fmt: skip
+        self.last = nn.Parameter(torch.empty(out, bottleneck))
+        for layer in self.mlp:
+            if isinstance(layer, nn.Linear):
+                nn.init.trunc_normal_(layer.weight, std=0.02)
+                nn.init.zeros_(layer.bias)
+        nn.init.trunc_normal_(self.last, std=0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(F.normalize(self.mlp(x), dim=-1), F.normalize(self.last, dim=-1))
+
+
+class TVTNet(nn.Module):
+    """Backbone, h_D on the distillation feature, h_F on the fusion feature, and the
+    training state that is not a parameter: the teacher-output centres per modality and
+    the class centres on the hypersphere per modality (buffers, so checkpoints keep
+    them)."""
+
+    def __init__(self, backbone: Backbone, num_classes: int, config: TVTConfig) -> None:
+        super().__init__()
+        self.backbone: Any = backbone
+        names = backbone.feature_names
+        self.fusion = "fusion" if "fusion" in names else backbone.default_feature
+        self.distillation = "distillation" if "distillation" in names else self.fusion
+        dim, hidden = backbone.feature_dim, config.head_hidden
+        self.head = FusionHead(dim, num_classes, hidden, config.head_dim)
+        outputs = imagenet_outputs(backbone)
+        self.distill_head = DistillHead(dim, hidden, config.head_dim, outputs)
+        for modality in ("photo", "sketch"):
+            self.register_buffer(f"centre_{modality}", torch.zeros(outputs))
+            self.register_buffer(f"classes_{modality}", torch.zeros(num_classes, config.head_dim))
+
+    def heads(self) -> list[nn.Module]:
+        return [self.head, self.distill_head]
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = self.backbone(images)
+        logits, embedding = self.head(features[self.fusion])
+        return {
+            "logits": logits,
+            "embedding": embedding,
+            "distill": self.distill_head(features[self.distillation]),
+            "feature": features[self.fusion],
+        }
+
+
+def random_crops(images: torch.Tensor, min_scale: float) -> torch.Tensor:
+    """One random resized crop per image (area fraction in [min_scale, 1], aspect 3/4 to
+    4/3, bilinear, back to the input size) and a horizontal flip with p 0.5, all in one
+    ``grid_sample`` over the batch."""
+    n, device = len(images), images.device
+    area = torch.empty(n, device=device).uniform_(min_scale, 1.0)
+    log_ratio = torch.empty(n, device=device).uniform_(math.log(3 / 4), math.log(4 / 3))
+    ratio = log_ratio.exp()
+    width, height = (area * ratio).sqrt().clamp(max=1), (area / ratio).sqrt().clamp(max=1)
+    cx = (torch.rand(n, device=device) * 2 - 1) * (1 - width)
+    cy = (torch.rand(n, device=device) * 2 - 1) * (1 - height)
+    flip = torch.where(torch.rand(n, device=device) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(n, 2, 3, device=device)
+    theta[:, 0, 0], theta[:, 0, 2] = width * flip, cx
+    theta[:, 1, 1], theta[:, 1, 2] = height, cy
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images.float(), grid, align_corners=False).to(images.dtype)
+
+
+class SelfDistillation(nn.Module):
+    """Stage ``sketch-teacher``'s state: the student, its EMA teacher (no gradient) and
+    the centre of the teacher's outputs (a buffer, so checkpoints keep it)."""
+
+    def __init__(self, network: nn.Module, outputs: int) -> None:
+        super().__init__()
+        self.student = network
+        self.teacher = copy.deepcopy(network).requires_grad_(False)
+        self.centre: torch.Tensor
+        self.register_buffer("centre", torch.zeros(outputs))
+
+
+class TVT(Method):
+    """Sketch teacher by self-distillation, then the three-way student."""
+
+    Config = TVTConfig
+    description = "Three-Way Vision Transformer (AAAI 2022): distillation + hypersphere"
+
+    def __init__(self, config: TVTConfig, setup: MethodSetup) -> None:
+        super().__init__(config, setup)
+        self.net = TVTNet(setup.backbone.build(), setup.num_classes, config)
+        self.photo_teacher: nn.Module | None = None
+        self.sketch: SelfDistillation | None = None
+        if setup.training:
+            self.photo_teacher = cast(nn.Module, setup.backbone.build())  # ImageNet, frozen
+            # the sketch teacher starts as the ImageNet network (and stays it without
+            # the self-distillation stage)
+            self.sketch = SelfDistillation(
+                copy.deepcopy(self.photo_teacher), imagenet_outputs(self.net.backbone)
+            )
+
+    def stages(self) -> list[Stage]:
+        c = self.config
+        stages = []
+        if self.sketch is not None and c.sketch_teacher_epochs and c.epochs:
+            settings = StageSettings.from_config(
+                c,
+                epochs=c.sketch_teacher_epochs,
+                batch_size=c.sketch_teacher_batch_size,
+                accum_steps=1,
+                lr=c.sketch_teacher_lr,
+                warmup_epochs=min(c.sketch_teacher_warmup_epochs, c.sketch_teacher_epochs),
+                skt_factor=1,
+            )
+            fields = ("student_temp", "teacher_temp_start", "teacher_temp", "teacher_temp_epochs",
+                      "centre_momentum", "ema_momentum", "crop_scale")  # fmt: skip
+            key = {"stage": "tvt-sketch-teacher/1", "settings": asdict(settings),
+                   **{f: getattr(c, f) for f in fields}}  # fmt: skip
+            stages.append(
+                Stage(
+                    "sketch-teacher",
+                    {"sketch": self.sketch},
+                    self.sketch_teacher_step,
+                    settings,
+                    [ParamGroup("sketch_student", [self.sketch.student])],
+                    reuse_key=key,
+                )
+            )
+        frozen = {"photo_teacher": self.photo_teacher}
+        if self.sketch is not None:
+            frozen["sketch_teacher"] = self.sketch.teacher
+        groups = [
+            ParamGroup("backbone", [self.net.backbone], c.backbone_lr_mult),
+            ParamGroup("heads", self.net.heads()),
+        ]
+        stages.append(
+            Stage(
+                "student",
+                {"net": self.net},
+                self.student_step,
+                StageSettings.from_config(c),
+                groups,
+                {k: v for k, v in frozen.items() if v is not None},
+            )
+        )
+        return stages
+
+    def sketch_teacher_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """DINO on sketches: the EMA teacher moves towards the student (momentum cosine
+        from ``ema_momentum`` to 1), then the student learns the centred teacher output
+        of the other crop. The photos of the batch are not used."""
+        c, state = self.config, self.sketch
+        assert state is not None and batch.sketches is not None
+        progress = min(batch.epoch / max(c.sketch_teacher_epochs, 1), 1.0)
+        momentum = 1 - (1 - c.ema_momentum) * (math.cos(math.pi * progress) + 1) / 2
+        with torch.no_grad():
+            pairs = zip(state.teacher.parameters(), state.student.parameters(), strict=True)
+            for ema, current in pairs:
+                ema.mul_(momentum).add_(current.detach(), alpha=1 - momentum)
+        views = torch.cat([random_crops(batch.sketches, c.crop_scale) for _ in range(2)])
+        out = state.student(views)["imagenet_logits"].chunk(2)
+        with torch.no_grad():
+            target = state.teacher(views)["imagenet_logits"].float()
+        tau = teacher_temperature(batch.epoch, c.teacher_temp_start, c.teacher_temp,
+                                  c.teacher_temp_epochs)  # fmt: skip
+        t0, t1 = target.chunk(2)
+        loss = (dino_loss(out[0], t1, state.centre, tau, c.student_temp)
+                + dino_loss(out[1], t0, state.centre, tau, c.student_temp)) / 2  # fmt: skip
+        update_centre(state.centre, target, c.centre_momentum)
+        return {"loss": loss, "dino": loss.detach()}
+
+    def student_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """L_KD + L_CLS + r(t) (L_CA + L_UNI) per modality sub-batch."""
+        c, net = self.config, self.net
+        assert self.photo_teacher is not None and self.sketch is not None, "built to embed only"
+        teachers = {"photo": self.photo_teacher, "sketch": self.sketch.teacher}
+        tau = teacher_temperature(batch.epoch, c.teacher_temp_start, c.teacher_temp,
+                                  c.teacher_temp_epochs)  # fmt: skip
+        r = ramp(batch.epoch, c.au_ramp_epochs)
+        parts: dict[str, torch.Tensor] = {}
+        for modality, images, labels in batch.parts():
+            out = net(images)
+            with torch.no_grad():
+                target = teachers[modality](images)["imagenet_logits"].float()
+            centre = getattr(net, f"centre_{modality}")
+            other = "sketch" if modality == "photo" else "photo"
+            classes = (getattr(net, f"classes_{modality}"), getattr(net, f"classes_{other}"))
+            terms = {
+                "kd": dino_loss(out["distill"], target, centre, tau, c.student_temp),
+                "cls": label_smoothed_ce(out["logits"], labels, c.smoothing),
+                "ca": centre_alignment(*classes, out["embedding"], labels, c.centre_momentum),
+                "uni": uniformity(out["embedding"]),
+            }
+            update_centre(centre, target, c.centre_momentum)
+            for name, value in terms.items():
+                parts[name] = parts.get(name, 0) + value
+        weights = {"kd": c.kd_weight, "cls": c.cls_weight, "ca": r * c.ca_weight,
+                   "uni": r * c.uni_weight}  # fmt: skip
+        total = sum(weights[name] * value for name, value in parts.items())
+        return {"loss": total, **parts}
+
+    def model(self) -> nn.Module:
+        return self.net
+
+    def embed(self, images: torch.Tensor, modality: str) -> torch.Tensor:
+        """The raw fusion feature (``embed=feature``, ranked by cosine) or h_F's
+        normalised output (``embed=head``)."""
+        out = self.net(images)
+        return (out["feature"] if self.config.embed == "feature" else out["embedding"]).float()

@@ -1,0 +1,195 @@
+"""TVT (docs/methods/tvt.md): each loss term and schedule against a plain loop over the
+equations, a whole student step, the self-distillation step, the progress the engine
+passes, and runs on the embedded data set."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sbirbench.interfaces import BackboneSpec, Batch, MethodSetup
+from sbirbench.methods.tvt import TVT, TVTConfig, random_crops
+from sbirbench.methods.tvt_losses import (
+    centre_alignment,
+    dino_loss,
+    ramp,
+    teacher_temperature,
+    uniformity,
+    update_centre,
+)
+
+from .cli_helpers import SMALL, invoke, only_run
+from .test_pretrained_weights import needs_weights
+from .test_sake import IMAGENET, TinyImageNetNet
+
+
+def test_the_dino_loss_and_centre_are_the_loops_of_the_equations():
+    torch.manual_seed(0)
+    s, t, c = torch.randn(4, 6), torch.randn(4, 6), torch.randn(6) * 0.1
+    expected = 0.0
+    for i in range(4):
+        z = sum(math.exp((float(t[i, k]) - float(c[k])) / 0.05) for k in range(6))
+        zs = sum(math.exp(float(s[i, k]) / 0.1) for k in range(6))
+        for k in range(6):
+            q = math.exp((float(t[i, k]) - float(c[k])) / 0.05) / z
+            expected -= q * math.log(math.exp(float(s[i, k]) / 0.1) / zs) / 4
+    assert float(dino_loss(s, t, c, 0.05, 0.1)) == pytest.approx(expected, rel=1e-5)
+    centre = c.clone()
+    update_centre(centre, t, 0.9)
+    for k in range(6):
+        mean = sum(float(t[i, k]) for i in range(4)) / 4
+        assert float(centre[k]) == pytest.approx(0.9 * float(c[k]) + 0.1 * mean, rel=1e-5)
+
+
+def test_uniformity_is_the_log_mean_potential_over_pairs():
+    f = F.normalize(torch.randn(5, 3), dim=-1)
+    pairs = [(i, j) for i in range(5) for j in range(i + 1, 5)]
+    mean = sum(math.exp(-2 * float(((f[i] - f[j]) ** 2).sum())) for i, j in pairs) / len(pairs)
+    assert float(uniformity(f)) == pytest.approx(math.log(mean), rel=1e-5)
+    assert float(uniformity(f[:1])) == 0.0
+
+
+def test_centre_alignment_two_steps_from_zeros_by_hand():
+    torch.manual_seed(1)
+    own, other = torch.zeros(3, 4), F.normalize(torch.randn(3, 4), dim=-1)
+    for step in range(2):
+        f = F.normalize(torch.randn(5, 4), dim=-1).requires_grad_(True)
+        labels = torch.tensor([0, 2, 2, 0, 2])
+        before = own.clone()
+        loss = centre_alignment(own, other, f, labels, 0.9)
+        expected, news = 0.0, {}
+        for c in (0, 2):
+            members = [i for i in range(5) if int(labels[i]) == c]
+            b = sum(f[i].detach() for i in members) / len(members)
+            new = 0.9 * before[c] + 0.1 * b
+            news[c] = new / new.norm()
+            expected += float(((news[c] - other[c]) ** 2).sum()) / 2
+        assert float(loss.detach()) == pytest.approx(expected, rel=1e-5), step
+        assert torch.allclose(own[0], news[0]) and torch.allclose(own[2], news[2])
+        assert torch.equal(own[1], before[1])  # absent class untouched
+        loss.backward()
+        assert f.grad is not None and float(f.grad.abs().sum()) > 0
+
+
+def test_the_schedules_at_their_corners():
+    assert [teacher_temperature(e) for e in (0, 1, 2, 4, 4.9, 5, 30)] == pytest.approx(
+        [0.04, 0.0475, 0.055, 0.07, 0.07, 0.07, 0.07]
+    )
+    assert ramp(0) == ramp(0.99) == 0.0
+    assert ramp(1) == 0.0 and ramp(10.5) == pytest.approx(0.5) and ramp(20) == ramp(49) == 1.0
+    assert ramp(19.5) < 1.0
+
+
+def test_random_crops_keep_the_shape_and_a_constant_image_constant():
+    images = torch.full((6, 3, 16, 16), 0.3)
+    crops = random_crops(images, 0.4)
+    assert crops.shape == images.shape and torch.allclose(crops, images, atol=1e-6)
+
+
+def build(**changes) -> TVT:
+    config = TVTConfig(head_hidden=8, head_dim=5, **changes)
+    return TVT(config, MethodSetup(4, BackboneSpec("tiny", TinyImageNetNet, None)))
+
+
+def test_a_student_step_is_the_weighted_sum_of_the_terms_per_modality():
+    torch.manual_seed(2)
+    method = build(au_ramp_epochs=3)
+    photos, sketches = torch.randn(6, 3, 8, 8), torch.randn(6, 3, 8, 8)
+    labels = torch.tensor([0, 1, 2, 3, 0, 1])
+    batch = Batch(photos, labels, sketches, labels.flip(0), epoch=2.0)
+    net = method.net
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    out = method.student_step(batch)
+    net.load_state_dict(state)  # the buffers as they were before the step
+    tau, r = teacher_temperature(2.0), ramp(2.0, 3)
+    assert tau == pytest.approx(0.055) and r == pytest.approx(0.5)
+    expected = {"kd": 0.0, "cls": 0.0, "ca": 0.0, "uni": 0.0}
+    teachers = {"photo": method.photo_teacher, "sketch": method.sketch.teacher}
+    for modality, images, y in (("photo", photos, labels), ("sketch", sketches, labels.flip(0))):
+        o = net(images)
+        t = teachers[modality](images)["imagenet_logits"]
+        other = "sketch" if modality == "photo" else "photo"
+        expected["kd"] += float(dino_loss(o["distill"], t, getattr(net, f"centre_{modality}"), tau))
+        smooth = torch.full((6, 4), 0.1 / 3).scatter_(1, y[:, None], 0.9)
+        expected["cls"] += float(-(smooth * F.log_softmax(o["logits"], -1)).sum(-1).mean())
+        expected["ca"] += float(centre_alignment(getattr(net, f"classes_{modality}"),
+                                                 getattr(net, f"classes_{other}"),
+                                                 o["embedding"], y))  # fmt: skip
+        expected["uni"] += float(uniformity(o["embedding"]))
+        update_centre(getattr(net, f"centre_{modality}"), t)
+    for name, value in expected.items():
+        assert float(out[name]) == pytest.approx(value, rel=1e-4, abs=1e-6), name
+    total = expected["kd"] + expected["cls"] + r * (2.0 * expected["ca"] + 0.5 * expected["uni"])
+    assert float(out["loss"]) == pytest.approx(total, rel=1e-4)
+    assert net.distill_head(torch.randn(2, 12)).shape[1] == IMAGENET
+
+
+def test_the_sketch_teacher_step_moves_the_ema_and_leaves_the_photo_teacher():
+    torch.manual_seed(3)
+    method = build(sketch_teacher_epochs=2)
+    state = method.sketch
+    photo_before = {k: v.clone() for k, v in method.photo_teacher.state_dict().items()}
+    with torch.no_grad():  # the student moves away from the teacher
+        for p in state.student.parameters():
+            p.add_(0.5)
+    teacher_before = [p.clone() for p in state.teacher.parameters()]
+    batch = Batch(torch.randn(4, 3, 8, 8), torch.zeros(4, dtype=torch.long),
+                  torch.randn(4, 3, 8, 8), torch.zeros(4, dtype=torch.long), epoch=0.0)  # fmt: skip
+    out = method.sketch_teacher_step(batch)
+    out["loss"].backward()
+    for ema, old, current in zip(state.teacher.parameters(), teacher_before,
+                                 state.student.parameters(), strict=True):  # fmt: skip
+        assert torch.allclose(ema, 0.996 * old + 0.004 * current.detach(), atol=1e-6)
+    assert all(p.grad is None for p in state.teacher.parameters())
+    assert float(state.centre.abs().sum()) > 0
+    after = method.photo_teacher.state_dict()
+    assert all(torch.equal(photo_before[k], v) for k, v in after.items())
+
+
+def test_the_engine_passes_the_progress_in_epochs(tmp_path, capsys, monkeypatch):
+    from sbirbench.methods.ce import CE
+
+    seen: list[float] = []
+    original = CE.training_step
+
+    def spy(self, batch):
+        seen.append(batch.epoch)
+        return original(self, batch)
+
+    monkeypatch.setattr(CE, "training_step", spy)
+    outcome = invoke(capsys, "run", "ce", "--dataset", "synthetic", "--epochs", "2", *SMALL,
+                     "--out", str(tmp_path))  # fmt: skip
+    assert outcome.code == 0, outcome.err
+    steps = len(seen) // 2  # 120 photos of 15 seen classes, 8 a step: 15 steps an epoch
+    assert steps == 15 and seen == [e + s / steps for e in range(2) for s in range(steps)]
+
+
+def test_a_backbone_without_an_imagenet_classifier_is_one_line(tmp_path, capsys):
+    outcome = invoke(capsys, "run", "tvt", "--dataset", "synthetic", "--backbone", "timm_tiny",
+                     *SMALL, "--out", str(tmp_path))  # fmt: skip
+    assert outcome.code != 0
+    assert outcome.err.strip().startswith(
+        "error: tvt needs a backbone with its ImageNet classifier"
+    )
+
+
+@needs_weights
+def test_tvt_runs_on_the_embedded_data_set_with_imagenet_weights(tmp_path, capsys):
+    short = ["--epochs", "2", "--set", "sketch_teacher_epochs=1"]
+    outcome = invoke(capsys, "run", "tvt", "--dataset", "synthetic", *short, *SMALL,
+                     "--out", str(tmp_path))  # fmt: skip
+    assert outcome.code == 0, outcome.err
+    run = only_run(tmp_path, method="tvt")
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert [h["stage"] for h in history] == ["sketch-teacher", "student", "student"]
+    assert set(history[1]["losses"]) == {"loss", "kd", "cls", "ca", "uni"}
+    result = json.loads((run / "result.json").read_text())
+    assert result["config"]["method_config"]["head_dim"] == 64  # the cpu-smoke preset
+    again = invoke(capsys, "eval", str(run), "--log-format", "quiet", "--no-cache")
+    assert again.code == 0, again.err
+    evaluation = json.loads((run / "eval-synthetic.json").read_text())
+    assert evaluation["metrics"] == pytest.approx(result["metrics"], abs=1e-6)
