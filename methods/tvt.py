@@ -140,6 +140,8 @@ class TVTNet(nn.Module):
         dim, hidden = backbone.feature_dim, config.head_hidden
         self.head = FusionHead(dim, num_classes, hidden, config.head_dim)
         outputs = imagenet_outputs(backbone)
+        # the student never uses its own ImageNet head (no gradient: DDP would stop)
+        backbone.imagenet_classifier.requires_grad_(False)  # type: ignore[attr-defined]
         self.distill_head = DistillHead(dim, hidden, config.head_dim, outputs)
         for modality in ("photo", "sketch"):
             self.register_buffer(f"centre_{modality}", torch.zeros(outputs))
