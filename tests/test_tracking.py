@@ -147,3 +147,15 @@ def test_the_wandb_run_id_is_fixed_by_the_run_folder(tmp_path):
 
     assert key("a") == key("a") != key("b")  # a resume continues; another folder does not
     assert key("a").startswith("run-1-")
+
+
+def test_a_two_process_run_tracks_from_rank_0_only(tmp_path):
+    from .cli_helpers import spawn
+
+    outcome = spawn(*ARGS[:4], "--epochs", "1", *ARGS[6:], "--nproc", "2",
+                    "--tracker", "jsonl", "--out", str(tmp_path))  # fmt: skip
+    assert outcome.code == 0, outcome.err
+    run = only_run(tmp_path)
+    events = [json.loads(line) for line in (run / "tracking.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events] == ["config", "epoch", "metrics"]  # once, not twice
+    assert events[0]["config"]["world_size"] == 2
