@@ -27,7 +27,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, cast
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from sbirbench.errors import UserError
@@ -51,7 +50,9 @@ from .tvt_losses import (
     teacher_temperature,
     uniformity,
     update_centre,
+    world_size,
 )
+from .tvt_parts import DistillHead, SelfDistillation, random_crops
 
 
 @dataclass(frozen=True)
@@ -103,28 +104,6 @@ def imagenet_outputs(backbone: Backbone) -> int:
     return head.out_features
 
 
-class DistillHead(nn.Module):
-    """DINO's head: MLP ``in -> hidden -> hidden -> bottleneck`` (GELU), L2 normalisation,
-    then a linear layer to ``out`` whose rows are kept at unit norm (DINO's weight-normed
-    last layer with its frozen scale 1)."""
-
-    def __init__(self, in_dim: int, hidden: int, bottleneck: int, out: int) -> None:
-        super().__init__()
-        self.mlp = nn.Sequential(
-            nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
-            nn.Linear(hidden, bottleneck),
-        )  # fmt: skip
-        self.last = nn.Parameter(torch.empty(out, bottleneck))
-        for layer in self.mlp:
-            if isinstance(layer, nn.Linear):
-                nn.init.trunc_normal_(layer.weight, std=0.02)
-                nn.init.zeros_(layer.bias)
-        nn.init.trunc_normal_(self.last, std=0.02)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(F.normalize(self.mlp(x), dim=-1), F.normalize(self.last, dim=-1))
-
-
 class TVTNet(nn.Module):
     """Backbone, h_D on the distillation feature, h_F on the fusion feature, and the
     training state that is not a parameter: the teacher-output centres per modality and
@@ -159,37 +138,6 @@ class TVTNet(nn.Module):
             "distill": self.distill_head(features[self.distillation]),
             "feature": features[self.fusion],
         }
-
-
-def random_crops(images: torch.Tensor, min_scale: float) -> torch.Tensor:
-    """One random resized crop per image (area fraction in [min_scale, 1], aspect 3/4 to
-    4/3, bilinear, back to the input size) and a horizontal flip with p 0.5, all in one
-    ``grid_sample`` over the batch."""
-    n, device = len(images), images.device
-    area = torch.empty(n, device=device).uniform_(min_scale, 1.0)
-    log_ratio = torch.empty(n, device=device).uniform_(math.log(3 / 4), math.log(4 / 3))
-    ratio = log_ratio.exp()
-    width, height = (area * ratio).sqrt().clamp(max=1), (area / ratio).sqrt().clamp(max=1)
-    cx = (torch.rand(n, device=device) * 2 - 1) * (1 - width)
-    cy = (torch.rand(n, device=device) * 2 - 1) * (1 - height)
-    flip = torch.where(torch.rand(n, device=device) < 0.5, -1.0, 1.0)
-    theta = torch.zeros(n, 2, 3, device=device)
-    theta[:, 0, 0], theta[:, 0, 2] = width * flip, cx
-    theta[:, 1, 1], theta[:, 1, 2] = height, cy
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    return F.grid_sample(images.float(), grid, align_corners=False).to(images.dtype)
-
-
-class SelfDistillation(nn.Module):
-    """Stage ``sketch-teacher``'s state: the student, its EMA teacher (no gradient) and
-    the centre of the teacher's outputs (a buffer, so checkpoints keep it)."""
-
-    def __init__(self, network: nn.Module, outputs: int) -> None:
-        super().__init__()
-        self.student = network
-        self.teacher = copy.deepcopy(network).requires_grad_(False)
-        self.centre: torch.Tensor
-        self.register_buffer("centre", torch.zeros(outputs))
 
 
 class TVT(Method):
@@ -306,7 +254,8 @@ class TVT(Method):
             update_centre(centre, target, c.centre_momentum)
             for name, value in terms.items():
                 parts[name] = parts.get(name, 0) + value
-        weights = {"kd": c.kd_weight, "cls": c.cls_weight, "ca": r * c.ca_weight,
+        # L_CA times the number of processes, as the code (undoing DDP's averaging)
+        weights = {"kd": c.kd_weight, "cls": c.cls_weight, "ca": r * c.ca_weight * world_size(),
                    "uni": r * c.uni_weight}  # fmt: skip
         total = sum(weights[name] * value for name, value in parts.items())
         return {"loss": total, **parts}

@@ -65,8 +65,10 @@ def centre_alignment(
     For each class c in the batch (gathered over processes): ``b_c`` = the mean feature
     of its samples (the gradient flows only through this process's samples), the new
     centre ``normalize(m sg(own[c]) + (1 - m) b_c)``; the loss is the mean over those
-    classes of ``|new_c - other[c]|^2`` (``other`` as stored, no gradient), times the
-    number of processes (undoing the gradient averaging of DDP)."""
+    classes of ``|new_c - other[c]|^2`` (``other`` as stored, no gradient). The code
+    multiplies it by the number of processes (undoing the gradient averaging of DDP);
+    the caller does that in the loss it minimises, so the logged value does not depend
+    on the number of processes."""
     classes, dim = own.shape
     f = features.float()
     local = torch.zeros(classes, dim, device=f.device).index_add(0, labels, f)
@@ -80,8 +82,7 @@ def centre_alignment(
     new = F.normalize(momentum * own[present].detach() + (1 - momentum) * mean, dim=-1)
     with torch.no_grad():
         own[present] = new.detach().to(own.dtype)
-    loss = (new - other[present].detach().float()).pow(2).sum(-1).mean()
-    return loss * world_size()
+    return (new - other[present].detach().float()).pow(2).sum(-1).mean()
 
 
 def uniformity(features: torch.Tensor, t: float = 2.0) -> torch.Tensor:
@@ -99,9 +100,9 @@ def teacher_temperature(
     """The code's per-epoch schedule: ``linspace(start, end, warmup)[e]`` for the first
     ``warmup`` epochs (e = the epoch's index), then ``end``."""
     e = int(epoch)
-    if warmup_epochs <= 1 or e >= warmup_epochs:
+    if e >= warmup_epochs:
         return end
-    return start + (end - start) * e / (warmup_epochs - 1)
+    return start if warmup_epochs == 1 else start + (end - start) * e / (warmup_epochs - 1)
 
 
 def ramp(epoch: float, ramp_epochs: float = 20.0) -> float:

@@ -130,11 +130,16 @@ def contact_sheet(
 
 
 def export_images(
-    dataset: SBIRDataset, subset: Subset, modality: Modality, out: Path
+    dataset: SBIRDataset,
+    subset: Subset,
+    modality: Modality,
+    out: Path,
+    unreadable: list[str] | None = None,
 ) -> tuple[int, int]:
     """A subset's images as PNG files under ``out/<class>/`` (a photo folder to index, a
     sketch to search with). Files already there are kept, so an interrupted export
-    resumes. Returns (written, kept)."""
+    resumes. An image that cannot be read is left out and named in ``unreadable``.
+    Returns (written, kept)."""
     from sbirbench import atomic
 
     names = dataset.seen_classes if subset == "train" else dataset.unseen_classes
@@ -145,7 +150,12 @@ def export_images(
             kept += 1
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        image = dataset.open(ref, modality).convert("RGB")
+        try:
+            image = dataset.open(ref, modality).convert("RGB")
+        except OSError:  # PIL's UnidentifiedImageError included
+            if unreadable is not None:
+                unreadable.append(str(ref))
+            continue
         atomic.atomic_write(target, partial(image.save, format="PNG"))
         written += 1
     return written, kept

@@ -194,13 +194,17 @@ def nearest(features: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
     return top[np.argsort(-scores[top], kind="stable")][:k]
 
 
-def nearest_faiss(index_path: Path, query: np.ndarray, k: int) -> np.ndarray:
-    """Approximate top-k from the faiss graph written by :func:`write_faiss`."""
+def load_faiss(index_path: Path) -> Any:
+    """The faiss graph :func:`write_faiss` wrote beside the index."""
     faiss = _faiss()
     path = index_path.with_suffix(".faiss")
     if not path.is_file():
         raise UserError(f"no faiss graph {path}; build it with sbirbench index ... --faiss")
-    graph = faiss.deserialize_index(np.fromfile(path, dtype=np.uint8))
+    return faiss.deserialize_index(np.fromfile(path, dtype=np.uint8))
+
+
+def nearest_faiss(graph: Any, query: np.ndarray, k: int) -> np.ndarray:
+    """Approximate top-k from a faiss graph of :func:`load_faiss`."""
     graph.hnsw.efSearch = max(HNSW_SEARCH_DEPTH, k)
     _, found = graph.search(query[None, :].astype(np.float32), k)
     return found[0][found[0] >= 0]
@@ -220,14 +224,15 @@ class Searcher:
                 "(sbirbench index)"
             )
         self.photos = Path(self.index.meta["photos"])
+        self.graph = load_faiss(index_path) if engine == "faiss" else None
 
     def query(self, sketch: Image.Image, k: int = 10) -> list[tuple[str, float]]:
         """The ``k`` photos most similar to ``sketch`` (cosine), best first."""
         query = self.model.embed([sketch.convert("RGB")], "sketch")[0]
         features = self.index.features
         top = (
-            nearest_faiss(self.path, query, k)
-            if self.engine == "faiss"
+            nearest_faiss(self.graph, query, k)
+            if self.graph is not None
             else nearest(features, query, k)
         )
         scores = features[top] @ query

@@ -117,7 +117,7 @@ def test_the_leaderboard_page_sorts_and_links_to_run_reports(runs, browser, tmp_
             float(c.get_attribute("data-value")) for c in cells if c.get_attribute("data-value")
         ]
 
-    assert len(values()) >= 2  # ce and triplet
+    assert len(set(values())) >= 2  # ce and triplet, apart: a sort can show
     table.find_elements(By.TAG_NAME, "th")[column].click()
     assert values() == sorted(values(), reverse=True)
     table.find_elements(By.TAG_NAME, "th")[column].click()

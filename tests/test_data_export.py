@@ -33,3 +33,16 @@ def test_export_writes_every_image_by_class_and_resumes(tmp_path, capsys):
     train = ["--subset", "train", "--modality", "sketch", "--out", str(tmp_path / "s")]
     sketches = invoke(capsys, "data", "export", "--dataset", "synthetic", *SIZE, *train)
     assert f"{len(dataset.items('train', 'sketch'))} images written" in sketches.out
+
+
+def test_an_unreadable_image_is_left_out_and_named(tmp_path, capsys):
+    from .dataset_trees import folder_tree
+
+    folder_tree(tmp_path / "data", "sketch", ["photo"], ["a", "b", "c", "d"], per_class=2)
+    (tmp_path / "data" / "photo" / "d" / "p0-photo.jpg").write_bytes(b"not a jpeg")
+    data = ["--dataset", "folder", "--data-root", str(tmp_path / "data"), "--set", "unseen=c,d"]
+    outcome = invoke(capsys, "data", "export", *data, "--out", str(tmp_path / "o"))
+    assert outcome.code == 0, outcome.err
+    assert "3 images written" in outcome.out
+    assert outcome.err.strip().startswith("left out 1 unreadable image(s): ")
+    assert "p0-photo" in outcome.err

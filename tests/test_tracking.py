@@ -87,13 +87,16 @@ def test_a_resumed_run_reopens_its_mlflow_run(tmp_path, monkeypatch):
     folder.mkdir(parents=True)
     tracked = TrackedRun(folder, tmp_path, "run-1", "bench")
     first = MlflowTracker(tracked)
+    first.start({"device": "cpu", "method_config": {"epochs": 2}})
     first.epoch(1, {"stage": "train", "losses": {"ce": 2.0}, "lr": 0.1,
                     "images_per_second": 5.0, "seconds": 1.0})  # fmt: skip
     first.close()  # interrupted: marked failed
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert client.get_run(first.run_id).info.status == "FAILED"
     again = MlflowTracker(tracked)
+    again.start({"device": "cuda", "method_config": {"epochs": 2}})  # resumed elsewhere
     assert again.run_id == first.run_id
+    assert client.get_run(first.run_id).data.params["device"] == "cpu"  # as first logged
     again.epoch(2, {"stage": "train", "losses": {"ce": 1.0}, "lr": 0.1,
                     "images_per_second": 5.0, "seconds": 1.0})  # fmt: skip
     again.finish({"map@all": 0.5})
@@ -101,6 +104,56 @@ def test_a_resumed_run_reopens_its_mlflow_run(tmp_path, monkeypatch):
     assert [(m.step, m.value) for m in history] == [(1, 2.0), (2, 1.0)]
     assert client.get_run(first.run_id).info.status == "FINISHED"
     assert metric_key("eval/prec@100") == "eval/prec_at_100"
+    # the saved MLflow run is gone from the store: the resumed run starts a new one
+    saved = json.loads((folder / "mlflow-run.json").read_text())
+    (folder / "mlflow-run.json").write_text(json.dumps({**saved, "run_id": "0" * 32}))
+    fresh = MlflowTracker(tracked)
+    fresh.start({"device": "cpu"})
+    assert fresh.run_id and fresh.run_id != first.run_id
+    fresh.close()
+
+
+def test_a_tracker_that_fails_while_logging_is_a_warning_and_training_goes_on():
+    from sbirbench.tracking import TrackerSet
+
+    class Broken:
+        def __init__(self):
+            self.calls = []
+
+        def start(self, config):
+            self.calls.append("start")
+
+        def epoch(self, step, record):
+            raise ConnectionError("server gone")
+
+        def finish(self, metrics):
+            self.calls.append("finish")
+
+        def close(self):
+            self.calls.append("close")
+
+    class Fine(Broken):
+        def epoch(self, step, record):
+            self.calls.append("epoch")
+
+    warnings: list[str] = []
+    broken, fine = Broken(), Fine()
+    trackers = TrackerSet({"mlflow": broken, "jsonl": fine}, warnings.append)
+    trackers.start({})
+    trackers.epoch(1, {})
+    trackers.epoch(2, {})
+    trackers.finish({})
+    trackers.close()
+    assert warnings == [
+        "--tracker mlflow failed (ConnectionError: server gone); it logs nothing more"
+    ]
+    assert broken.calls == ["start"] and fine.calls == [
+        "start",
+        "epoch",
+        "epoch",
+        "finish",
+        "close",
+    ]
 
 
 def test_wandb_offline_run_holds_the_config_losses_and_metrics(tmp_path, capsys, monkeypatch):

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from sbirbench.interfaces import BackboneSpec, Batch, MethodSetup
-from sbirbench.methods.tvt import TVT, TVTConfig, random_crops
+from sbirbench.methods.tvt import TVT, TVTConfig
 from sbirbench.methods.tvt_losses import (
     centre_alignment,
     dino_loss,
@@ -21,6 +21,7 @@ from sbirbench.methods.tvt_losses import (
     uniformity,
     update_centre,
 )
+from sbirbench.methods.tvt_parts import crop_boxes, random_crops
 
 from .cli_helpers import SMALL, invoke, only_run
 from .test_pretrained_weights import needs_weights
@@ -79,15 +80,32 @@ def test_the_schedules_at_their_corners():
     assert [teacher_temperature(e) for e in (0, 1, 2, 4, 4.9, 5, 30)] == pytest.approx(
         [0.04, 0.0475, 0.055, 0.07, 0.07, 0.07, 0.07]
     )
+    assert teacher_temperature(0.5, warmup_epochs=1) == 0.04  # linspace(start, end, 1)[0]
+    assert teacher_temperature(1, warmup_epochs=1) == 0.07
     assert ramp(0) == ramp(0.99) == 0.0
     assert ramp(1) == 0.0 and ramp(10.5) == pytest.approx(0.5) and ramp(20) == ramp(49) == 1.0
     assert ramp(19.5) < 1.0
 
 
-def test_random_crops_keep_the_shape_and_a_constant_image_constant():
-    images = torch.full((6, 3, 16, 16), 0.3)
-    crops = random_crops(images, 0.4)
-    assert crops.shape == images.shape and torch.allclose(crops, images, atol=1e-6)
+def test_random_crops_are_inside_the_image_with_the_stated_area_and_aspect():
+    torch.manual_seed(4)
+    theta = crop_boxes(2000, 0.4)
+    width, height = theta[:, 0, 0].abs(), theta[:, 1, 1]
+    free = (width < 1) & (height < 1)  # not clamped to the image's side
+    assert float((width * height)[free].min()) >= 0.4 - 1e-5  # the area drawn
+    assert float((width * height).min()) >= 0.4 * 3 / 4 - 1e-6  # clamped to the image
+    assert float((width * height).max()) <= 1 + 1e-6
+    aspect = (width / height)[free]
+    assert float(aspect.min()) >= 3 / 4 - 1e-5 and float(aspect.max()) <= 4 / 3 + 1e-5
+    assert bool(((theta[:, 0, 2].abs() + width) <= 1 + 1e-6).all())  # inside, left-right
+    assert bool(((theta[:, 1, 2].abs() + height) <= 1 + 1e-6).all())  # inside, top-bottom
+    flips = (theta[:, 0, 0] < 0).float().mean()
+    assert 0.45 < float(flips) < 0.55
+    # a crop of a constant image is constant, also at its edges (border padding)
+    for seed in range(20):
+        torch.manual_seed(seed)
+        images = torch.full((6, 3, 16, 16), 0.3)
+        assert torch.allclose(random_crops(images, 0.4), images, atol=1e-6), seed
 
 
 def build(**changes) -> TVT:

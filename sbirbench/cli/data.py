@@ -161,10 +161,15 @@ def export_command(subset: str, modality: str, out: Path, **params: Any) -> None
     from sbirbench.datacheck import export_images
 
     dataset = _dataset(params)
+    unreadable: list[str] = []
     written, kept = export_images(
         dataset,
         "train" if subset == "train" else "test",
         "photo" if modality == "photo" else "sketch",
         out,
+        unreadable,
     )
     click.echo(f"{out}: {written} images written, {kept} already there")
+    if unreadable:
+        shown = ", ".join(unreadable[:5]) + (" ..." if len(unreadable) > 5 else "")
+        click.echo(f"left out {len(unreadable)} unreadable image(s): {shown}", err=True)

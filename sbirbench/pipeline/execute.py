@@ -21,7 +21,7 @@ from sbirbench import checkpoint, distributed
 from sbirbench.console import Output, set_output
 from sbirbench.errors import UserError
 from sbirbench.interfaces import Method
-from sbirbench.tracking import TrackedRun, Tracker, make_trackers
+from sbirbench.tracking import TrackedRun, TrackerSet, make_trackers
 from sbirbench.weights.files import file_sha256
 
 from .bind import BoundRun, bind
@@ -147,22 +147,16 @@ def _train_and_evaluate(
     # experiment trackers (rank 0): the configuration now, each epoch, the metrics at the end
     out = trainer.options.reuse_root or store.root.parents[2]  # <out>/<benchmark>/<method>/
     tracked = TrackedRun(store.root, Path(out), store.run_id, bound.protocol.benchmark)
-    trackers = make_trackers(bound.spec.options.trackers, tracked) if context.main else []
-    for tracker in trackers:
-        tracker.start(
+    names = bound.spec.options.trackers if context.main else ()
+    trackers = make_trackers(names, tracked, output.warn)
+    try:
+        trackers.start(
             {"run_id": store.run_id, "config_hash": bound.config_hash, **bound.resolved()}
         )
-
-    def track(step: int, record: dict[str, Any]) -> None:
-        for tracker in trackers:
-            tracker.epoch(step, record)
-
-    trainer.options.on_record = track
-    try:
+        trainer.options.on_record = trackers.epoch
         return _train_evaluate_and_write(bound, trainer, state, output, eval_batch_size, trackers)
     finally:
-        for tracker in trackers:
-            tracker.close()
+        trackers.close()
 
 
 def _train_evaluate_and_write(
@@ -171,7 +165,7 @@ def _train_evaluate_and_write(
     state: dict[str, Any] | None,
     output: Output,
     eval_batch_size: int | None,
-    trackers: list[Tracker],
+    trackers: TrackerSet,
 ) -> dict[str, Any]:
     spec, method, context, store = bound.spec, trainer.method, trainer.context, trainer.store
     assert store is not None
@@ -254,8 +248,7 @@ def _train_evaluate_and_write(
     warn_unreadable(output, evaluation)
     store.write_json(store.per_query, evaluation.per_query)
     store.write_json(store.result, result)
-    for each in trackers:
-        each.finish(result["metrics"])
+    trackers.finish(result["metrics"])
     output.info(f"result: {store.result}")
     return {**result, "run_dir": str(store.root)}
 

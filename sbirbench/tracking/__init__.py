@@ -17,7 +17,7 @@ tracked run. The trackers (each in its own module, imported only when asked for)
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -86,13 +86,50 @@ def optional_import(module: str, tracker: str, extra: str) -> Any:
         ) from None
 
 
-def make_trackers(names: Sequence[str], run: TrackedRun) -> list[Tracker]:
+class TrackerSet:
+    """A run's trackers. Starting is all or nothing: an error there stops the run before
+    it trains (one line), and the trackers already started are closed. Afterwards a
+    tracker that fails (a server gone, a network down) is a warning: it logs nothing
+    more and training goes on."""
+
+    def __init__(self, trackers: dict[str, Tracker], warn: Callable[[str], None]) -> None:
+        self.trackers, self.warn = dict(trackers), warn
+        self.started: dict[str, Tracker] = {}
+
+    def start(self, config: dict[str, Any]) -> None:
+        for name, tracker in self.trackers.items():
+            tracker.start(config)
+            self.started[name] = tracker
+
+    def epoch(self, step: int, record: dict[str, Any]) -> None:
+        self._each(lambda tracker: tracker.epoch(step, record))
+
+    def finish(self, metrics: dict[str, float]) -> None:
+        self._each(lambda tracker: tracker.finish(metrics))
+
+    def close(self) -> None:
+        self._each(lambda tracker: tracker.close())
+        self.started.clear()
+
+    def _each(self, call: Callable[[Tracker], None]) -> None:
+        for name, tracker in list(self.started.items()):
+            try:
+                call(tracker)
+            except Exception as exc:  # a tracker's failure must not end the training
+                self.warn(f"--tracker {name} failed ({type(exc).__name__}: {exc}); "
+                          "it logs nothing more")  # fmt: skip
+                del self.started[name]
+
+
+def make_trackers(
+    names: Sequence[str], run: TrackedRun, warn: Callable[[str], None] = print
+) -> TrackerSet:
     """The trackers asked for (each once); a missing extra is one line naming it."""
     unknown = [n for n in names if n not in TRACKERS]
     if unknown:
         raise UserError(f"unknown tracker '{unknown[0]}'; use one of {', '.join(TRACKERS)}")
-    made: list[Tracker] = []
+    made: dict[str, Tracker] = {}
     for name in dict.fromkeys(names):
         module = importlib.import_module(f"sbirbench.tracking.{TRACKERS[name][0]}")
-        made.append(module.make(run))
-    return made
+        made[name] = module.make(run)
+    return TrackerSet(made, warn)

@@ -33,42 +33,57 @@ def metric_key(name: str) -> str:
 
 class MlflowTracker:
     def __init__(self, run: TrackedRun) -> None:
-        mlflow = optional_import("mlflow", "mlflow", "mlflow")
+        self.mlflow = optional_import("mlflow", "mlflow", "mlflow")
         from mlflow.entities import Metric, Param
 
         self.metric, self.param = Metric, Param
-        uri = (
-            os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{run.out.resolve() / 'mlflow.db'}"
+        self.run = run
+        self.uri = os.environ.get("MLFLOW_TRACKING_URI") or (
+            f"sqlite:///{run.out.resolve() / 'mlflow.db'}"
         )
         self.id_file = run.folder / "mlflow-run.json"
+        self.run_id = ""
         self.last = 0
         self.finished = False
-        try:
-            self.client = mlflow.MlflowClient(tracking_uri=uri)
-            self.run_id = self._reopen(uri) or self._create(uri, run)
-        except mlflow.exceptions.MlflowException as exc:
-            raise UserError(f"mlflow ({uri}): {str(exc).splitlines()[0]}") from None
 
-    def _reopen(self, uri: str) -> str | None:
+    def start(self, config: dict[str, Any]) -> None:
+        """Reopen the run's MLflow run (a resume), or create it and log the configuration
+        as parameters (once: MLflow refuses to change a parameter, and a resumed run may
+        differ in settings outside its identity, such as the device)."""
+        try:
+            self.client = self.mlflow.MlflowClient(tracking_uri=self.uri)
+            reopened = self._reopen()
+            self.run_id = reopened or self._create()
+            if not reopened:
+                self._log_params(config)
+        except self.mlflow.exceptions.MlflowException as exc:
+            raise UserError(f"mlflow ({self.uri}): {str(exc).splitlines()[0]}") from None
+
+    def _reopen(self) -> str | None:
+        """The saved MLflow run, running again; None when there is none in this store."""
         try:
             saved = json.loads(self.id_file.read_text())
         except (OSError, ValueError):
             return None
-        if saved.get("tracking_uri") != uri:
+        if saved.get("tracking_uri") != self.uri:
             return None
-        self.client.update_run(saved["run_id"], status="RUNNING")
+        try:
+            self.client.update_run(saved["run_id"], status="RUNNING")
+        except self.mlflow.exceptions.MlflowException:  # the store was emptied since
+            return None
         return str(saved["run_id"])
 
-    def _create(self, uri: str, run: TrackedRun) -> str:
+    def _create(self) -> str:
+        run = self.run
         found = self.client.get_experiment_by_name(run.experiment)
         experiment = found.experiment_id if found else self.client.create_experiment(run.experiment)
         tags = {"sbirbench.run_dir": str(run.folder.resolve()), "sbirbench.run_id": run.run_id}
         created = self.client.create_run(experiment, run_name=run.run_id, tags=tags)
         run_id = created.info.run_id
-        self.id_file.write_text(json.dumps({"tracking_uri": uri, "run_id": run_id}))
+        self.id_file.write_text(json.dumps({"tracking_uri": self.uri, "run_id": run_id}))
         return str(run_id)
 
-    def start(self, config: dict[str, Any]) -> None:
+    def _log_params(self, config: dict[str, Any]) -> None:
         params = [
             self.param(key[:250], _text(value)[:MAX_PARAM_VALUE])
             for key, value in flatten(config).items()
@@ -91,7 +106,7 @@ class MlflowTracker:
         self.finished = True
 
     def close(self) -> None:
-        if not self.finished:  # stopped by an error or Ctrl-C; --resume reopens it
+        if self.run_id and not self.finished:  # an error or Ctrl-C; --resume reopens it
             self.client.set_terminated(self.run_id, "FAILED")
 
 

@@ -4,9 +4,11 @@
 without the user asking); the run's files go to ``<run>/wandb/`` and ``wandb sync
 <run>/wandb/offline-run-*`` uploads them later. The project is ``$WANDB_PROJECT`` or
 ``sbirbench``, the group the benchmark, the name the run folder's, and the id is fixed
-by the run folder so that a resumed run continues the same W&B run. The configuration
-is the run's full configuration; each epoch is one ``log`` at the epoch counted over
-all stages, and the metrics go to the summary as ``eval/<metric>``.
+by the run folder so that a resumed run continues the same W&B run online. Offline,
+wandb does not continue a run: each process of a resumed run writes its own
+``offline-run-*`` folder under that id (wandb issues #2423, #4624), to be synced in order.
+The configuration is the run's full configuration; each epoch is one ``log`` at the
+epoch counted over all stages, and the metrics go to the summary as ``eval/<metric>``.
 """
 
 from __future__ import annotations
