@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -9,6 +10,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from sbirbench.interfaces import Backbone
+
+
+def projection_mlp(in_dim: int, hidden: int, out: int) -> nn.Sequential:
+    """DINO's projection MLP ``in -> hidden -> hidden -> out`` (GELU), with PyTorch's
+    initialisation; :func:`dino_init` gives it DINO's."""
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
+        nn.Linear(hidden, out),
+    )  # fmt: skip
+
+
+def dino_init(layers: Iterable[nn.Module]) -> None:
+    """DINO's head initialisation of the linear layers: truncated normal (std 0.02),
+    zero biases."""
+    for layer in layers:
+        if isinstance(layer, nn.Linear):
+            nn.init.trunc_normal_(layer.weight, std=0.02)
+            nn.init.zeros_(layer.bias)
 
 
 class FusionHead(nn.Module):
@@ -23,18 +42,9 @@ class FusionHead(nn.Module):
 
     def __init__(self, in_dim: int, num_classes: int, hidden: int = 2048, out: int = 256) -> None:
         super().__init__()
-        self.mlp = nn.Sequential(
-            nn.Linear(in_dim, hidden),
-            nn.GELU(),
-            nn.Linear(hidden, hidden),
-            nn.GELU(),
-            nn.Linear(hidden, out),
-        )
+        self.mlp = projection_mlp(in_dim, hidden, out)
         self.classifier = nn.Linear(out, num_classes)
-        for layer in (*self.mlp, self.classifier):
-            if isinstance(layer, nn.Linear):
-                nn.init.trunc_normal_(layer.weight, std=0.02)
-                nn.init.zeros_(layer.bias)
+        dino_init([*self.mlp, self.classifier])
 
     def load_projection(self, tensors: dict[str, torch.Tensor]) -> str:
         """Start the MLP from DINO's projection head (keys ``0/2/4.weight|bias``) when its

@@ -90,17 +90,24 @@ def svd_initialise(weight: torch.Tensor, embedding: nn.Linear, imagenet: nn.Line
     return f"rank-{d} SVD of the backbone's ImageNet classifier ({weight.shape[0]} classes)"
 
 
+def imagenet_classifier(backbone: Backbone, method: str) -> nn.Linear:
+    """The backbone's ImageNet classifier, or a one-line error naming what ``method``
+    needs."""
+    classifier = getattr(backbone, "imagenet_classifier", None)
+    if not isinstance(classifier, nn.Linear):
+        raise UserError(
+            f"{method} needs a backbone with its ImageNet classifier: ImageNet weights and "
+            f"--set backbone.imagenet_head=true (the {method} presets set both)"
+        )
+    return classifier
+
+
 class SAKENet(nn.Module):
     """Backbone, embedding layer E, and the seen-class and ImageNet heads on E's output."""
 
     def __init__(self, backbone: Backbone, num_classes: int, embed_dim: int, svd_init: bool):
         super().__init__()
-        classifier = getattr(backbone, "imagenet_classifier", None)
-        if not isinstance(classifier, nn.Linear):
-            raise UserError(
-                "sake needs a backbone with its ImageNet classifier: ImageNet weights and "
-                "--set backbone.imagenet_head=true (the sake presets set both)"
-            )
+        classifier = imagenet_classifier(backbone, "sake")
         self.backbone: Any = backbone
         classifier.requires_grad_(False)  # the student uses its SVD, not the layer itself
         self.feature = backbone.default_feature

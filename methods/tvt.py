@@ -29,7 +29,6 @@ from typing import Any, Literal, cast
 import torch
 from torch import nn
 
-from sbirbench.errors import UserError
 from sbirbench.interfaces import (
     Backbone,
     Batch,
@@ -43,6 +42,7 @@ from sbirbench.interfaces import (
 
 from .heads import FusionHead
 from .losses import label_smoothed_ce
+from .sake import imagenet_classifier
 from .tvt_losses import (
     centre_alignment,
     dino_loss,
@@ -94,14 +94,8 @@ class TVTConfig(TrainConfig):
 
 
 def imagenet_outputs(backbone: Backbone) -> int:
-    """The size of the backbone's ImageNet head, or a one-line error without one."""
-    head = getattr(backbone, "imagenet_classifier", None)
-    if not isinstance(head, nn.Linear):
-        raise UserError(
-            "tvt needs a backbone with its ImageNet classifier as the teachers' output: "
-            "ImageNet weights and --set backbone.imagenet_head=true (the tvt presets set both)"
-        )
-    return head.out_features
+    """The size of the backbone's ImageNet head (the teachers' output), or one line."""
+    return imagenet_classifier(backbone, "tvt").out_features
 
 
 class TVTNet(nn.Module):

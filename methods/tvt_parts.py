@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .heads import dino_init, projection_mlp
+
 
 class DistillHead(nn.Module):
     """DINO's head: MLP ``in -> hidden -> hidden -> bottleneck`` (GELU), L2 normalisation,
@@ -18,15 +20,9 @@ class DistillHead(nn.Module):
 
     def __init__(self, in_dim: int, hidden: int, bottleneck: int, out: int) -> None:
         super().__init__()
-        self.mlp = nn.Sequential(
-            nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
-            nn.Linear(hidden, bottleneck),
-        )  # fmt: skip
+        self.mlp = projection_mlp(in_dim, hidden, bottleneck)
         self.last = nn.Parameter(torch.empty(out, bottleneck))
-        for layer in self.mlp:
-            if isinstance(layer, nn.Linear):
-                nn.init.trunc_normal_(layer.weight, std=0.02)
-                nn.init.zeros_(layer.bias)
+        dino_init(self.mlp)
         nn.init.trunc_normal_(self.last, std=0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

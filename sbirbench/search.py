@@ -214,7 +214,6 @@ class Searcher:
     """An index and the model that built it, loaded once, answering sketch queries."""
 
     def __init__(self, index_path: Path, engine: str = "exact") -> None:
-        self.path, self.engine = index_path, engine
         self.index = Index.load(index_path)
         run = Path(self.index.meta["run"])
         self.model = load_model(run)
