@@ -46,3 +46,8 @@ def register_methods(register: Register) -> None:
         "sbirbench.methods.tvt:TVT",
         description="Three-Way Vision Transformer (AAAI 2022): distillation + hypersphere",
     )
+    register(
+        "zse_sbir",
+        "sbirbench.methods.zse_sbir:ZSESBIR",
+        description="ZSE-SBIR (CVPR 2023): cross-attention and a token relation network",
+    )

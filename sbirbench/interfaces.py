@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
+from sbirbench.reranker import Reranker
 from sbirbench.schedule import Schedule, StageSettings, TrainConfig, check_schedule
 
 if TYPE_CHECKING:
@@ -202,6 +203,8 @@ class Stage:
     given, is everything (besides backbone, data, seed, world size and precision) the
     stage's result depends on: a run whose saved stage output has the same key lends it
     instead of training the stage again (e.g. one teacher for several students).
+    ``pair_photos`` makes the i-th photo of every micro-batch a random training photo of
+    the i-th sketch's class (for losses over same-class pairs; needs ``skt_factor`` 1).
     """
 
     name: str
@@ -211,6 +214,7 @@ class Stage:
     param_groups: Sequence[ParamGroup] | None = None
     frozen: Mapping[str, nn.Module] = field(default_factory=dict)
     reuse_key: Mapping[str, Any] | None = None
+    pair_photos: bool = False
 
 
 @dataclass(frozen=True)
@@ -285,6 +289,7 @@ __all__ = [
     "MethodSetup",
     "Modality",
     "ParamGroup",
+    "Reranker",
     "SBIRDataset",
     "Schedule",
     "Stage",

@@ -149,6 +149,10 @@ def unique_seeds(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list
     return kept, duplicates
 
 
+#: The result field of a second retrieval stage (sbirbench.reranker).
+RERANKED = "reranked_metrics"
+
+
 def build_boards(
     results: Iterable[dict[str, Any]],
     benchmarks: BenchmarkFile | None,
@@ -181,6 +185,14 @@ def build_boards(
         rows = [
             _measured_row(label, runs, metrics, source)
             for label, runs in zip(names, kept, strict=True)
+        ]
+        # A two-stage method's re-ranked results are a row of their own.
+        rows += [
+            _measured_row(
+                f"{label} (re-ranked, top {runs[0]['rerank']['k']})", runs, metrics, RERANKED
+            )
+            for label, runs in zip(names, kept, strict=True)
+            if not hashed and all(RERANKED in r for r in runs)
         ]
         rows.sort(
             key=lambda r: -r.values[metrics[0]].mean if metrics[0] in r.values else float("inf")

@@ -124,7 +124,13 @@ def check_result(data: Any) -> str | None:
 
 
 #: Tables of numbers the leaderboard reads (``wall_time`` nests its stages).
-_NUMBER_TABLES = ("chance", "hashed_metrics", "wall_time", "images_per_second")
+_NUMBER_TABLES = (
+    "chance",
+    "hashed_metrics",
+    "reranked_metrics",
+    "wall_time",
+    "images_per_second",
+)
 
 
 def _not_a_number(table: dict[str, Any], prefix: str = "") -> str | None:
@@ -145,6 +151,7 @@ _OPTIONAL: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
     ("wall_time", dict, "an object"),
     ("chance", dict, "an object"),
     ("hashed_metrics", dict, "an object"),
+    ("reranked_metrics", dict, "an object"),
     ("images_per_second", dict, "an object"),
     ("model_selection", dict, "an object"),
     ("overrides", list, "a list"),

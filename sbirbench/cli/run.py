@@ -245,6 +245,11 @@ def print_summary(result: dict[str, Any], mode: str) -> None:
     for metric in result["metrics"]:
         table.add_column(metric, justify="right")
     table.add_row("float", *[f"{v:.4f}" for v in result["metrics"].values()])
+    if "reranked_metrics" in result:
+        table.add_row(
+            f"re-ranked (top {result['rerank']['k']})",
+            *[f"{v:.4f}" for v in result["reranked_metrics"].values()],
+        )
     if "hashed_metrics" in result:
         table.add_row(
             f"{result['hash']['bits']}-bit",

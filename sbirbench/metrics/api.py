@@ -77,6 +77,7 @@ def retrieval_metrics(
     per_query: bool = False,
     per_class: bool = False,
     distributed: bool = True,
+    score_overrides: tuple[Any, Any] | None = None,
 ) -> dict[str, Any]:
     """Rank the gallery for every query and return the requested metrics.
 
@@ -89,7 +90,9 @@ def retrieval_metrics(
     Returns a dict: each metric as a float, ``queries`` (counted in the means),
     ``queries_without_positives``, the conventions used, and with ``per_query`` a dict of
     per-query arrays (NaN where excluded) and with ``per_class`` a dict of per-class means
-    keyed by label.
+    keyed by label. ``score_overrides`` = ``(columns, scores)``, two ``(Q, k)`` arrays,
+    replaces the computed score of those gallery columns of each query (a second
+    retrieval stage that re-orders each query's candidates).
     """
     specs = [_parse(m) for m in metrics]
     if ap not in AP_CONVENTIONS:
@@ -108,6 +111,7 @@ def retrieval_metrics(
     if num_g == 0:
         raise UserError("the gallery is empty")
 
+    overrides = _overrides(score_overrides, num_q, num_g, dev)
     relevant = _RelevantColumns(gallery_labels, dev)
     counts = relevant.counts_for(query_labels)
     rank, world = dist_rank_world(distributed)
@@ -118,6 +122,8 @@ def retrieval_metrics(
     def run_block(start: int) -> tuple[int, dict[str, np.ndarray]]:
         stop = min(start + chunk, hi)
         scores = scores_of(q[start:stop], g, similarity)
+        if overrides is not None:
+            scores = scores.scatter(1, overrides[0][start:stop], overrides[1][start:stop])
         cols, count = relevant.columns_for(query_labels[start:stop])
         return start, block_metrics(
             scores, cols, count, specs, ap, ties, hamming=similarity == "hamming"
@@ -210,6 +216,24 @@ def _features(q: Any, g: Any, similarity: str, dev: torch.device) -> tuple[torch
         q = torch.cat([2 * q, torch.ones(len(q), 1, device=dev)], dim=1)
         g = torch.cat([g, -(g * g).sum(1, keepdim=True)], dim=1)
     return q.contiguous(), g.contiguous()
+
+
+def _overrides(
+    pair: tuple[Any, Any] | None, num_q: int, num_g: int, dev: torch.device
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    if pair is None:
+        return None
+    cols, values = (
+        torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x) for x in pair
+    )
+    if cols.shape != values.shape or cols.ndim != 2 or len(cols) != num_q:
+        raise UserError(
+            f"score_overrides must be two ({num_q}, k) arrays, got {tuple(cols.shape)} "
+            f"and {tuple(values.shape)}"
+        )
+    if cols.numel() and (int(cols.min()) < 0 or int(cols.max()) >= num_g):
+        raise UserError(f"score_overrides name gallery columns outside 0..{num_g - 1}")
+    return cols.long().to(dev), values.float().to(dev)
 
 
 def _signed_codes(codes: torch.Tensor) -> torch.Tensor:

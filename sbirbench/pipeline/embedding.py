@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -26,7 +26,7 @@ from sbirbench.distributed import (
     max_over_ranks,
 )
 from sbirbench.errors import UserError
-from sbirbench.interfaces import Method, Modality, SBIRDataset
+from sbirbench.interfaces import Method, Modality, Reranker, SBIRDataset
 from sbirbench.paths import cache_dir
 from sbirbench.transforms import describe, eval_transform
 
@@ -72,13 +72,16 @@ def embed(
     workers: int = 0,
     precision: str = "fp32",
     cache_key: str | None = None,
+    tokens: bool = False,
 ) -> Embedded:
-    """Embed every test item of ``modality`` (all ranks take part; all get the result)."""
+    """Embed every test item of ``modality`` (all ranks take part; all get the result).
+    With ``tokens``, the features are the method's :meth:`~sbirbench.interfaces.Reranker.
+    pair_tokens` ``(N, T, D)``, kept in float16 (a second retrieval stage reads them)."""
     items = list(dataset.items("test", modality))
     if not items:
         raise UserError(f"data set {dataset.name} has no test {modality}s")
     transform = eval_transform(method.input_spec())
-    numerics = f"{precision} on {context.device.type}"
+    numerics = f"{precision} on {context.device.type}" + (", pair tokens" if tokens else "")
     path = _cache_path(
         cache_key, dataset, modality, describe(transform), [r for r, _ in items], numerics
     )
@@ -89,14 +92,29 @@ def embed(
         cached = torch.load(path, map_location="cpu", weights_only=True)
     if cached is None:
         cached = _forward(
-            method, dataset, items, modality, transform, context, batch_size, workers, precision
+            method,
+            dataset,
+            items,
+            modality,
+            transform,
+            context,
+            batch_size,
+            workers,
+            precision,
+            tokens,
         )
         if path is not None and context.main:
             atomic.torch_save(path, cached)
     labels = torch.tensor([label for _, label in items])
     keep = cached["filled"]
     indices = torch.arange(len(items))[keep]
-    return Embedded(cached["features"][keep], labels[keep], indices, cached["unreadable"])
+    features = cached["features"][keep]
+    return Embedded(
+        features.view(len(features), *cached.get("shape", features.shape[1:])),
+        labels[keep],
+        indices,
+        cached["unreadable"],
+    )
 
 
 def _forward(
@@ -109,6 +127,7 @@ def _forward(
     batch_size: int,
     workers: int,
     precision: str,
+    tokens: bool = False,
 ) -> dict[str, Any]:
     data = ImageItems(dataset, items, modality, transform, replace=False)
     loader = torch.utils.data.DataLoader(
@@ -122,28 +141,49 @@ def _forward(
     model = method.model()
     was_training = model.training
     model.eval()
+    encode = cast(Reranker, method).pair_tokens if tokens else method.embed
     features, indices, unreadable = [], [], []
+    shape: tuple[int, ...] = ()
     with torch.inference_mode(), autocast_context(context.device, precision):
         for batch in loader:
             unreadable.extend(batch.unreadable)
             if len(batch.indices) == 0:
                 continue
-            out = method.embed(batch.images.to(context.device, non_blocking=True), modality)
-            features.append(out.float())
+            encoded = encode(batch.images.to(context.device, non_blocking=True), modality)
+            shape = tuple(encoded.shape[1:])
+            # Token stacks are flattened to rows for the gather, and halved in size.
+            features.append(encoded.flatten(1).half() if tokens else encoded.float())
             indices.append(batch.indices.to(context.device))
     model.train(was_training)
     # A rank with nothing to embed (a small or unreadable shard) still joins the gather.
     dim = max_over_ranks(features[0].shape[1] if features else 0, context)
     if dim == 0:
         raise UserError(f"no readable test {modality} in data set {dataset.name}")
-    local = torch.cat(features) if features else torch.zeros(0, dim, device=context.device)
+    dtype = torch.float16 if tokens else torch.float32
+    local = (
+        torch.cat(features) if features else torch.zeros(0, dim, dtype=dtype, device=context.device)
+    )
     local_idx = (
         torch.cat(indices) if indices else torch.zeros(0, dtype=torch.long, device=context.device)
     )
     full, filled = gather_by_index(local, local_idx, len(items), context)
     if context.distributed:
         unreadable = [path for part in _all_gather_objects(unreadable, context) for path in part]
-    return {"features": full.cpu(), "filled": filled.cpu(), "unreadable": sorted(set(unreadable))}
+    out: dict[str, Any] = {
+        "features": full.cpu(),
+        "filled": filled.cpu(),
+        "unreadable": sorted(set(unreadable)),
+    }
+    if tokens:
+        out["shape"] = list(_agreed_shape(shape, context))
+    return out
+
+
+def _agreed_shape(shape: tuple[int, ...], context: Context) -> tuple[int, ...]:
+    """The per-image token shape, from a rank that embedded something."""
+    if not context.distributed:
+        return shape
+    return next(s for s in _all_gather_objects(shape, context) if s)
 
 
 def _all_gather_objects(value: Any, context: Context) -> list[Any]:

@@ -1,8 +1,9 @@
 """Step 6 of a run: evaluate a model on the unseen classes under a protocol.
 
 ``evaluate(method, dataset, protocol)`` embeds the queries and the gallery
-(:mod:`.embedding`), ranks with :func:`sbirbench.metrics.retrieval_metrics`, optionally
-hashes to binary codes, and returns a typed :class:`Evaluation`: the metrics, per-class
+(:mod:`.embedding`), ranks with :func:`sbirbench.metrics.retrieval_metrics`, re-ranks
+the top k with a Reranker method's relation (:mod:`.rerank`), optionally hashes to
+binary codes, and returns a typed :class:`Evaluation`: the metrics, per-class
 and per-query values, the conventions used, the input spec, and the chance level of this
 test set. Every rank takes part and every rank gets the same result.
 """
@@ -18,12 +19,13 @@ import torch
 from sbirbench.distributed import Context, broadcast_object
 from sbirbench.gzs import GZSView
 from sbirbench.hashing import itq_codes
-from sbirbench.interfaces import Method, SBIRDataset
+from sbirbench.interfaces import Method, Reranker, SBIRDataset
 from sbirbench.metrics import retrieval_metrics
 from sbirbench.paths import relative_to_root
 from sbirbench.stats import chance_level
 
 from .embedding import Embedded, embed
+from .rerank import rerank
 from .resolve import Protocol
 
 HASH_METHOD = (
@@ -52,6 +54,8 @@ class Evaluation:
     hash: dict[str, Any] | None = None
     gzs: dict[str, Any] | None = None
     fine_grained: dict[str, Any] | None = None
+    reranked_metrics: dict[str, float] | None = None
+    rerank: dict[str, Any] | None = None
 
     def fields(self) -> dict[str, Any]:
         """The result.json fields of this evaluation."""
@@ -71,6 +75,9 @@ class Evaluation:
         if self.hashed_metrics is not None:
             out["hashed_metrics"] = self.hashed_metrics
             out["hash"] = self.hash
+        if self.reranked_metrics is not None:
+            out["reranked_metrics"] = self.reranked_metrics
+            out["rerank"] = self.rerank
         if self.gzs is not None:
             out["gzs"] = self.gzs
         if self.fine_grained is not None:
@@ -142,6 +149,21 @@ def evaluate(
         evaluation.gzs = gzs_breakdown(
             dataset, queries, gallery, {m: result["per_query"][m] for m in metrics}
         )
+    if isinstance(method, Reranker):
+        stage2 = rerank(method, dataset, queries, gallery, **kw)
+        again = retrieval_metrics(
+            queries.features,
+            queries.labels,
+            gallery.features,
+            gallery.labels,
+            metrics=metrics,
+            ap=protocol.ap,
+            ties=protocol.ties,
+            device=context.device,
+            score_overrides=(stage2.columns, stage2.scores),
+        )
+        evaluation.reranked_metrics = {m: again[m] for m in metrics}
+        evaluation.rerank = stage2.info
     if protocol.hash_bits:
         codes = broadcast_object(
             itq_codes(queries.features, gallery.features, protocol.hash_bits)

@@ -112,6 +112,12 @@ def _markdown(result: dict[str, Any], files: dict[str, str]) -> str:
         "|---|" + "---:|" * len(metrics),
         "| float | " + " | ".join(f"{v:.4f}" for v in metrics.values()) + " |",
     ]
+    if "reranked_metrics" in result:
+        lines.append(
+            f"| re-ranked (top {result['rerank']['k']}) | "
+            + " | ".join(f"{v:.4f}" for v in result["reranked_metrics"].values())
+            + " |"
+        )
     if "hashed_metrics" in result:
         lines.append(
             f"| {result['hash']['bits']}-bit | "

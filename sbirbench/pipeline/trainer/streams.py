@@ -24,6 +24,7 @@ from sbirbench.data import (
 from sbirbench.distributed import Context
 from sbirbench.errors import UserError
 from sbirbench.interfaces import Modality, SBIRDataset, Schedule, Stage
+from sbirbench.pairing import SameClassSampler
 
 MODALITIES: tuple[Modality, Modality] = ("photo", "sketch")
 
@@ -47,6 +48,13 @@ def steps_per_epoch(stage: Stage, dataset: SBIRDataset, world: int) -> int:
     micro = settings.batch_size // settings.accum_steps
     modalities: tuple[Modality, ...] = ("photo", "sketch") if settings.skt_factor else ("photo",)
     counts = {m: len(dataset.items("train", m)) for m in modalities}
+    if stage.pair_photos:
+        if settings.skt_factor != 1:
+            raise UserError(
+                f"stage {stage.name} pairs each sketch with a photo of its class, which "
+                f"needs skt_factor=1 (got {settings.skt_factor})"
+            )
+        counts["photo"] = counts["sketch"] if counts["photo"] else 0  # one photo per sketch
     if not counts["photo"]:
         raise UserError(
             f"stage {stage.name}: the data set has no training photos (are all its classes unseen?)"
@@ -76,12 +84,16 @@ def make_streams(
     context: Context,
     seed: int,
     workers: int,
+    pair_photos: bool = False,
 ) -> dict[Modality, Stream]:
-    """The photo stream, and the sketch stream unless the stage uses no sketches."""
+    """The photo stream, and the sketch stream unless the stage uses no sketches; with
+    ``pair_photos`` the photo stream follows the sketch stream class by class."""
     micro = settings.batch_size // settings.accum_steps
     stage_id = zlib.crc32(stage_name.encode())
     streams: dict[Modality, Stream] = {}
-    for index, modality in enumerate(MODALITIES):
+    samplers: dict[Modality, EpochSampler] = {}
+    # The sketch sampler is made first: a paired photo sampler follows it.
+    for index, modality in reversed(list(enumerate(MODALITIES))):
         if modality == "sketch" and settings.skt_factor == 0:
             continue
         items = ImageItems(
@@ -92,12 +104,23 @@ def make_streams(
             seed=seed,
             stream=2 * stage_id + index,
         )
-        sampler = EpochSampler(
-            items,
-            num_replicas=context.world,
-            rank=context.rank,
-            seed=mix_seed(seed, stage_id, index),
-        )
+        sampler: EpochSampler
+        if modality == "photo" and pair_photos:
+            sampler = SameClassSampler(
+                items,
+                samplers["sketch"],
+                [label for _, label in dataset.items("train", "sketch")],
+                [label for _, label in dataset.items("train", "photo")],
+                seed=mix_seed(seed, stage_id, index),
+            )
+        else:
+            sampler = EpochSampler(
+                items,
+                num_replicas=context.world,
+                rank=context.rank,
+                seed=mix_seed(seed, stage_id, index),
+            )
+        samplers[modality] = sampler
         loader = make_loader(
             items,
             sampler,
@@ -107,4 +130,4 @@ def make_streams(
             seed=mix_seed(seed, stage_id, index, context.rank),
         )
         streams[modality] = Stream(sampler, loader)
-    return streams
+    return {m: streams[m] for m in MODALITIES if m in streams}
