@@ -51,3 +51,8 @@ def register_methods(register: Register) -> None:
         "sbirbench.methods.zse_sbir:ZSESBIR",
         description="ZSE-SBIR (CVPR 2023): cross-attention and a token relation network",
     )
+    register(
+        "clip_at",
+        "sbirbench.methods.clip_at:ClipAT",
+        description="CLIP-AT (CVPR 2023): prompt learning on a frozen CLIP (the [clip] extra)",
+    )

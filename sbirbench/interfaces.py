@@ -226,6 +226,9 @@ class MethodSetup:
     backbone: BackboneSpec
     seed: int = 0
     training: bool = True
+    #: The seen classes' names in label order (empty when rebuilt only to embed), for
+    #: methods that read them (text prompts).
+    class_names: tuple[str, ...] = ()
 
 
 class Method(ABC):

@@ -31,6 +31,12 @@ def register_backbones(register: Register) -> None:
             "(the [weights] extra)",
         )
     register(
+        "open_clip",
+        "sbirbench.backbones.open_clip_tower:OpenClipTower",
+        description="open_clip CLIP image tower with prompt tokens (the [clip] extra); "
+        "weights from a local file",
+    )
+    register(
         "timm_tiny",
         "sbirbench.backbones.timm_adapter:TimmTiny",
         description="timm resnet10t at 64 px, a small CNN for CPU runs",

@@ -123,7 +123,7 @@ def build_method(spec: RunSpec, bound: BoundRun) -> Method:
     seen = len(bound.dataset.seen_classes)
     with warnings.catch_warnings():  # a frozen method's heads may have no class at all
         warnings.filterwarnings("ignore", "Initializing zero-element tensors")
-        method = spec.build_method(seen)
+        method = spec.build_method(seen, class_names=tuple(bound.dataset.seen_classes))
     if not seen and any(stage.settings.epochs > 0 for stage in method.stages()):
         raise UserError(
             f"{spec.dataset_name} split {spec.dataset_config.split} leaves no seen class "

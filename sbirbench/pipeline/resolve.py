@@ -97,12 +97,15 @@ class RunSpec:
     def build_dataset(self) -> SBIRDataset:
         return apply_validation(self.dataset_cls(self.dataset_config))
 
-    def build_method(self, num_classes: int, *, pretrained: bool = True) -> Method:
+    def build_method(
+        self, num_classes: int, *, pretrained: bool = True, class_names: tuple[str, ...] = ()
+    ) -> Method:
         setup = MethodSetup(
             num_classes,
             self.backbone_spec(pretrained=pretrained),
             self.options.seed,
             training=pretrained,
+            class_names=class_names,
         )
         return self.method_cls(self.method_config, setup)
 
