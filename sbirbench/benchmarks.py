@@ -36,11 +36,14 @@ class PublishedRow:
     venue: str
     metrics: dict[str, float]
     hash_bits: int | None = None
+    #: The method's second-stage ranking (a re-ranking relation), not its embedding's.
+    reranked: bool = False
 
     @property
     def label(self) -> str:
         bits = f", {self.hash_bits}-bit" if self.hash_bits else ""
-        return f"{self.method} ({self.venue}{bits})"
+        stage = ", re-ranked" if self.reranked else ""
+        return f"{self.method} ({self.venue}{bits}{stage})"
 
 
 @dataclass(frozen=True)
@@ -239,7 +242,8 @@ class _Parser:
         for row in self.get(table, where, "published", list, []):
             if not isinstance(row, dict):
                 self.fail(where, "each 'published' entry must be an inline table")
-            values = {k: v for k, v in row.items() if k not in ("method", "venue", "hash_bits")}
+            fields = ("method", "venue", "hash_bits", "reranked")
+            values = {k: v for k, v in row.items() if k not in fields}
             for key, value in values.items():
                 if not isinstance(value, int | float) or isinstance(value, bool):
                     self.fail(where, f"published value {key}={value!r} must be a number")
@@ -255,6 +259,7 @@ class _Parser:
                         )
                     ),
                     hash_bits=self.get(row, where, "hash_bits", int, None),
+                    reranked=self.get(row, where, "reranked", bool, False),
                 )
             )
         return Benchmark(

@@ -37,6 +37,7 @@ class Row:
     run_ids: list[str] = field(default_factory=list)
     run_dirs: list[str] = field(default_factory=list)
     seconds: float | None = None  # mean wall time per run
+    reranked: bool = False  # a two-stage method's second ranking
 
     @property
     def measured(self) -> bool:
@@ -187,13 +188,12 @@ def build_boards(
             for label, runs in zip(names, kept, strict=True)
         ]
         # A two-stage method's re-ranked results are a row of their own.
-        rows += [
-            _measured_row(
-                f"{label} (re-ranked, top {runs[0]['rerank']['k']})", runs, metrics, RERANKED
-            )
-            for label, runs in zip(names, kept, strict=True)
-            if not hashed and all(RERANKED in r for r in runs)
-        ]
+        for label, runs in zip(names, kept, strict=True):
+            if not hashed and all(RERANKED in r for r in runs):
+                k = runs[0]["rerank"]["k"]
+                second = _measured_row(f"{label} (re-ranked, top {k})", runs, metrics, RERANKED)
+                second.reranked = True
+                rows.append(second)
         rows.sort(
             key=lambda r: -r.values[metrics[0]].mean if metrics[0] in r.values else float("inf")
         )
@@ -216,6 +216,7 @@ def build_boards(
                             0,
                             {m: Interval(v, None, 1) for m, v in pub.metrics.items()},
                             published=True,
+                            reranked=pub.reranked,
                         )
                     )
         boards.append(Board(name, version, metrics, rows, duplicates))

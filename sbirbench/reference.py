@@ -2,7 +2,8 @@
 of a benchmark beside the measured rows of the same method, with the difference.
 
 A published row's method ("PSKD", "ZSE-SBIR") matches a measured row whose method name
-is the same ignoring case, spaces, ``-`` and ``_`` ("pskd", "zse_sbir"). Published rows
+is the same ignoring case, spaces, ``-`` and ``_`` ("pskd", "zse_sbir"), and a quoted
+second-stage ranking (``reranked = true``) matches the measured re-ranked rows. Published rows
 appear only on the boards of their own benchmark version, never beside a subset's rows.
 """
 
@@ -35,7 +36,11 @@ def reference_rows(board: Board) -> list[dict[str, Any]]:
     out = []
     for quoted in (r for r in board.rows if r.published):
         method = _quoted_method(quoted)
-        matches = [r for r in measured if method_key(r.method) == method_key(method)]
+        matches = [
+            r
+            for r in measured
+            if method_key(r.method) == method_key(method) and r.reranked == quoted.reranked
+        ]
         out.append(
             {
                 "quoted": quoted.label.removesuffix(" †").strip(),

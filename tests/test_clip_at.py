@@ -154,3 +154,23 @@ def test_clip_at_runs_on_the_embedded_data_set(tmp_path, capsys):
     assert result["config"]["backbone_config"]["model"] == "sbirbench-tiny-clip"
     again = invoke(capsys, "eval", str(run), "--log-format", "quiet")
     assert again.code == 0, again.err
+
+
+@pytest.mark.slow
+def test_real_clip_weights_retrieve_above_chance_on_sketchy_mini(tmp_path, capsys):
+    """The one check of real CLIP weights: OpenAI's ViT-B/32 untrained by clip_at (0
+    epochs: CLIP plus random prompts) on sketchy-mini, well above chance."""
+    import os
+
+    from .conftest import SKETCHY_MINI
+
+    weights = os.environ.get("SBIRBENCH_CLIP_WEIGHTS")
+    if not weights or not SKETCHY_MINI.is_dir():
+        pytest.skip("needs SBIRBENCH_CLIP_WEIGHTS (OpenAI ViT-B/32 state dict) and sketchy-mini")
+    outcome = invoke(capsys, "run", "clip_at", "--benchmark", "sketchy-21",
+                     "--preset", "sketchy-mini", "--data-root", str(SKETCHY_MINI), "--epochs", "0",
+                     "--set", f"backbone.weights={weights}", "--set", "backbone.pretrained=false",
+                     "--log-format", "quiet", "--out", str(tmp_path))  # fmt: skip
+    assert outcome.code == 0, outcome.err
+    result = json.loads(next(tmp_path.rglob("result.json")).read_text())
+    assert result["metrics"]["map@200"] > 2 * result["chance"]["map@200"]

@@ -272,3 +272,25 @@ def test_an_evaluation_under_another_benchmark_is_a_row_there(tmp_path, capsys):
     assert runs["tuberlin-30"][0] == 1  # the evaluation on its own benchmark is not a repeat
     assert "sketchy-21-fg" in runs
     assert "quickdraw-30" not in runs  # another data set's classes: perhaps trained on
+
+
+def test_a_re_ranked_row_stands_beside_the_quoted_re_ranked_ranking(tmp_path, capsys):
+    for seed, (first, second) in enumerate([(0.40, 0.43), (0.42, 0.47)]):
+        result = fake_result(f"z{seed}", "zse_sbir", seed, first, 0.5)
+        result["reranked_metrics"] = {"map@all": second, "prec@100": 0.55}
+        result["rerank"] = {"k": 100, "stage1": "cosine", "stage2": "relation", "pairs": 10}
+        folder = tmp_path / "tuberlin-30" / "zse_sbir" / result["run_id"]
+        folder.mkdir(parents=True)
+        (folder / "result.json").write_text(json.dumps(result))
+    outcome = invoke(capsys, "leaderboard", "--runs", str(tmp_path), "--reference",
+                     "--format", "json")  # fmt: skip
+    assert outcome.code == 0, outcome.err
+    board = json.loads(outcome.out)["tuberlin-30 (v1)"]
+    ret = next(e for e in board if e["quoted"] == "ZSE-SBIR (CVPR 23)")
+    rn = next(e for e in board if e["quoted"] == "ZSE-SBIR (CVPR 23, re-ranked)")
+    assert rn["values"] == {"map@all": 0.542, "prec@100": 0.657}
+    (embedding,) = ret["reproduced"]
+    (reranked,) = rn["reproduced"]
+    assert embedding["values"]["map@all"]["mean"] == pytest.approx(0.41)
+    assert reranked["values"]["map@all"]["mean"] == pytest.approx(0.45)
+    assert reranked["label"].endswith("(re-ranked, top 100)") and reranked["runs"] == 2
