@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -17,6 +19,7 @@ from sbirbench.pairing import SameClassSampler
 from sbirbench.pipeline.evaluation import evaluate
 from sbirbench.testing import ToyDataset
 
+from .distributed_helpers import run_workers
 from .reference_metrics import reference_metrics
 from .test_evaluate import pretrained_on, protocol
 
@@ -132,3 +135,27 @@ def test_the_top_k_are_re_ordered_by_the_relation_and_the_rest_keep_their_order(
     assert result.rerank["pairs"] == len(qn) * top
     fields = result.fields()
     assert fields["reranked_metrics"] == result.reranked_metrics
+
+
+def test_two_ranks_share_the_re_ranking_and_agree_with_one(tmp_path):
+    root = str(Path(__file__).resolve().parents[1])
+    body = f"""
+    sys.path.insert(0, {root!r})
+    from sbirbench.distributed import Context
+    from sbirbench.pipeline.evaluation import evaluate
+    from sbirbench.testing import ToyDataset
+    from tests.test_evaluate import pretrained_on, protocol
+    from tests.test_pairing_and_rerank import MeanColourReranker
+    dataset, plain = pretrained_on(ToyDataset)
+    method = MeanColourReranker(plain.config, plain.setup)
+    result = evaluate(method, dataset, protocol("map@all", "prec@2"), context=Context(RANK, WORLD))
+    emit({{"reranked": result.reranked_metrics, "rerank": result.rerank}})
+    """
+    payloads = run_workers(body, tmp_path)
+    dataset, plain = pretrained_on(ToyDataset)
+    method = MeanColourReranker(plain.config, plain.setup)
+    alone = evaluate(method, dataset, protocol("map@all", "prec@2"), context=Context())
+    for payload in payloads:
+        assert payload["rerank"] == alone.rerank
+        for metric, value in alone.reranked_metrics.items():
+            assert payload["reranked"][metric] == pytest.approx(value, abs=1e-6)
