@@ -43,7 +43,10 @@ def row_values(row: Row) -> tuple[str, dict[str, float]]:
             )
         data = json.loads(path.read_text())
         metric = data["metric"]
-        for query, value in zip(data["queries"], data["values"], strict=True):
+        key = "reranked_values" if row.reranked else "values"
+        if key not in data:
+            raise UserError(f"{path} holds no per-query values of the re-ranked ranking")
+        for query, value in zip(data["queries"], data[key], strict=True):
             if value is not None:
                 sums.setdefault(query, []).append(value)
     complete = {q: float(np.mean(v)) for q, v in sums.items() if len(v) == len(row.run_dirs)}

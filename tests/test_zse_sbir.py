@@ -12,6 +12,7 @@ import torch
 from sbirbench.backbones.vit_tokens import VitTokensTiny, VitTokensTinyConfig
 from sbirbench.errors import UserError
 from sbirbench.interfaces import BackboneSpec, Batch, MethodSetup
+from sbirbench.leaderboard import build_boards
 from sbirbench.methods.zse_parts import (
     CrossAttention,
     PostNorm,
@@ -21,6 +22,8 @@ from sbirbench.methods.zse_parts import (
     triplet_term,
 )
 from sbirbench.methods.zse_sbir import ZSESBIR, ZSESBIRConfig
+from sbirbench.paired import compare_rows
+from sbirbench.results import find_results
 
 from .cli_helpers import SMALL, invoke, only_run
 from .test_pretrained_weights import needs_weights
@@ -237,3 +240,16 @@ def test_zse_sbir_runs_with_both_rankings_recorded_and_shown(tmp_path, capsys):
     board = invoke(capsys, "leaderboard", "--runs", str(tmp_path), "--format", "github")
     assert board.code == 0, board.err
     assert "(re-ranked, top 5)" in board.out
+    # Paired tests read each ranking's own per-query values.
+    per_query = json.loads((run / "per_query.json").read_text())
+    metric = per_query["metric"]
+    for key, source in (("values", "metrics"), ("reranked_values", "reranked_metrics")):
+        values = [v for v in per_query[key] if v is not None]
+        assert sum(values) / len(values) == pytest.approx(result[source][metric], abs=1e-6)
+    found, _ = find_results(tmp_path, evaluations=False)
+    (boards,) = build_boards([r for _, r in found], None)
+    (first,) = (r.label for r in boards.rows if r.measured and not r.reranked)
+    (second,) = (r.label for r in boards.rows if r.measured and r.reranked)
+    compared = compare_rows(boards, second, first)
+    want = result["reranked_metrics"][metric] - result["metrics"][metric]
+    assert compared.test.difference == pytest.approx(want, abs=1e-6)

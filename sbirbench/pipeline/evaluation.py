@@ -161,9 +161,14 @@ def evaluate(
             ties=protocol.ties,
             device=context.device,
             score_overrides=(stage2.columns, stage2.scores),
+            per_query=True,
         )
         evaluation.reranked_metrics = {m: again[m] for m in metrics}
         evaluation.rerank = stage2.info
+        # The second ranking's per-query values, beside the first's (paired tests).
+        evaluation.per_query["reranked_values"] = [
+            None if v != v else round(float(v), 7) for v in again["per_query"][primary]
+        ]
     if protocol.hash_bits:
         codes = broadcast_object(
             itq_codes(queries.features, gallery.features, protocol.hash_bits)
