@@ -2,10 +2,11 @@
 
 Stage 1 ranks the gallery by the cosine of the embeddings. Stage 2 takes each query's
 top k photos of that ranking and scores every (query, candidate) pair with the method's
-relation; a re-ranked candidate's score becomes ``2 + relation``, above every cosine, so
-the top k are re-ordered by relation and the rest keep their stage-1 order. The result is
-a pair of ``(Q, k)`` arrays for :func:`sbirbench.metrics.retrieval_metrics`'s
-``score_overrides``. Ranks share the queries and gather the scores.
+relation; a re-ranked candidate's score becomes ``2 + sigmoid(relation)``, above every
+cosine, so the top k are re-ordered by relation and the rest keep their stage-1 order.
+The result is a pair of ``(Q, k)`` arrays for
+:func:`sbirbench.metrics.retrieval_metrics`'s ``score_overrides``. Ranks share the
+queries and gather the scores.
 """
 
 from __future__ import annotations
