@@ -66,8 +66,8 @@ class ClipATConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.n_prompts < 0:
-            raise ValueError(f"n_prompts={self.n_prompts}: must not be negative")
+        if self.n_prompts < 1:  # an unused prompt parameter would stall DDP
+            raise ValueError(f"n_prompts={self.n_prompts}: must be at least 1")
         if "{}" not in self.template:
             raise ValueError(f"template={self.template!r}: must hold {{}} for the class name")
         if self.skt_factor != 1:
@@ -131,12 +131,12 @@ class ClipAT(Method):
         tower.requires_grad_(False)
         for name in trainable_parameters(tower, config.trainable):
             tower.get_parameter(name).requires_grad_(True)
+        self.register_text(tower, setup)  # frees the text tower before the copy below
         sketch_tower = tower if config.share_layernorm else copy.deepcopy(tower)
         self.towers = nn.ModuleDict({"photo": tower, "sketch": sketch_tower})
         self.prompts = Prompts(config.n_prompts, tower.width, ("photo", "sketch"))
         self.net = nn.ModuleDict({"towers": self.towers, "prompts": self.prompts})
         self.scale = tower.logit_scale
-        self.register_text(tower, setup)
 
     def register_text(self, tower: Any, setup: MethodSetup) -> None:
         """The seen classes' text embeddings, once (training only), then the text tower
@@ -150,8 +150,7 @@ class ClipAT(Method):
         tower.drop_text()
 
     def encode(self, images: torch.Tensor, modality: str) -> torch.Tensor:
-        tokens = self.prompts.tokens[modality] if self.config.n_prompts else None
-        return self.towers[modality](images, extra_tokens=tokens)["embed"]
+        return self.towers[modality](images, extra_tokens=self.prompts.tokens[modality])["embed"]
 
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         if batch.sketches is None or batch.sketch_labels is None:

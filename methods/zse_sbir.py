@@ -180,9 +180,10 @@ class ZSESBIR(Method, Reranker):
         c = self.config
         sketches, photos = self.sequence(batch.sketches), self.sequence(batch.photos)
         positive, negative, valid = pair_in_batch(batch.sketch_labels, batch.photo_labels)
-        if not bool(valid.any()):
-            zero = (sketches.sum() + photos.sum()) * 0.0
-            return {"loss": zero, "tri": zero, "rn": zero}
+        if not bool(valid.any()):  # every trained parameter in the graph, for DDP
+            zero = sum(p.sum() for p in self.net.parameters() if p.requires_grad) * 0.0
+            zero = zero + (sketches.sum() + photos.sum()) * 0.0
+            return {"loss": zero, "tri": zero.detach(), "rn": zero.detach()}
         anchors = sketches[valid]
         partners = torch.cat([photos[positive[valid]], photos[negative[valid]]])
         s, p = self.cross(torch.cat([anchors, anchors]), partners)

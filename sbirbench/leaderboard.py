@@ -17,6 +17,7 @@ from typing import Any
 
 from sbirbench.benchmarks import BenchmarkFile
 from sbirbench.config import config_hash
+from sbirbench.reranker import rerank_label
 from sbirbench.stats import Interval, t_interval
 from sbirbench.tables import PUBLISHED_MARK
 
@@ -38,6 +39,7 @@ class Row:
     run_dirs: list[str] = field(default_factory=list)
     seconds: float | None = None  # mean wall time per run
     reranked: bool = False  # a two-stage method's second ranking
+    rerank_k: object = None  # its candidates per query (an integer or "all")
 
     @property
     def measured(self) -> bool:
@@ -190,9 +192,9 @@ def build_boards(
         # A two-stage method's re-ranked results are a row of their own.
         for label, runs in zip(names, kept, strict=True):
             if not hashed and all(RERANKED in r for r in runs):
-                k = runs[0]["rerank"]["k"]
-                second = _measured_row(f"{label} (re-ranked, top {k})", runs, metrics, RERANKED)
-                second.reranked = True
+                k = runs[0].get("rerank", {}).get("k", "?")
+                second = _measured_row(f"{label} ({rerank_label(k)})", runs, metrics, RERANKED)
+                second.reranked, second.rerank_k = True, k
                 rows.append(second)
         rows.sort(
             key=lambda r: -r.values[metrics[0]].mean if metrics[0] in r.values else float("inf")

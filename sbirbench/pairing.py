@@ -4,6 +4,11 @@ Methods that train on (sketch, photo of the same class) pairs (ZSE-SBIR, CLIP-AT
 ``Stage.pair_photos``: the i-th photo of every micro-batch is then a random training
 photo of the i-th sketch's class. The draw is a pure function of (seed, epoch, position),
 like every other sample order of the engine, so a resumed epoch sees the same pairs.
+
+Two limits. A photo drawn twice in one epoch gets the same augmentation both times (a
+sample's augmentation is seeded by its epoch and index). An unreadable photo is replaced
+by the next readable item, which may be of another class; the method's pairing then finds
+another photo of the class in the batch or leaves that sketch out.
 """
 
 from __future__ import annotations

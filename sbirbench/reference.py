@@ -3,7 +3,8 @@ of a benchmark beside the measured rows of the same method, with the difference.
 
 A published row's method ("PSKD", "ZSE-SBIR") matches a measured row whose method name
 is the same ignoring case, spaces, ``-`` and ``_`` ("pskd", "zse_sbir"), and a quoted
-second-stage ranking (``reranked = true``) matches the measured re-ranked rows. Published rows
+second-stage ranking (``reranked = true``, over every pair) matches the measured rows
+re-ranked over every pair, never a top-k re-ranking. Published rows
 appear only on the boards of their own benchmark version, never beside a subset's rows.
 """
 
@@ -39,7 +40,10 @@ def reference_rows(board: Board) -> list[dict[str, Any]]:
         matches = [
             r
             for r in measured
-            if method_key(r.method) == method_key(method) and r.reranked == quoted.reranked
+            if method_key(r.method) == method_key(method)
+            and r.reranked == quoted.reranked
+            # A quoted second ranking scored every pair: a top-k row is another protocol.
+            and (not quoted.reranked or r.rerank_k == "all")
         ]
         out.append(
             {

@@ -35,3 +35,9 @@ class Reranker(ABC):
     def relation(self, sketch_tokens: Tensor, photo_tokens: Tensor) -> Tensor:
         """Scores ``(P,)`` of ``P`` (sketch, photo) pairs given as two ``(P, N, D)``
         stacks of :meth:`pair_tokens`; higher means more alike."""
+
+
+def rerank_label(k: object) -> str:
+    """How a result's second ranking is named in tables: "re-ranked, top 100" or
+    "re-ranked, all pairs" (``k`` as results record it: an integer or "all")."""
+    return "re-ranked, all pairs" if k == "all" else f"re-ranked, top {k}"

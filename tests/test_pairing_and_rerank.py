@@ -17,6 +17,7 @@ from sbirbench.methods.pretrained import Pretrained
 from sbirbench.metrics import retrieval_metrics
 from sbirbench.pairing import SameClassSampler
 from sbirbench.pipeline.evaluation import evaluate
+from sbirbench.pipeline.rerank import rescale
 from sbirbench.testing import ToyDataset
 
 from .distributed_helpers import run_workers
@@ -87,6 +88,16 @@ def test_score_overrides_replace_those_scores_before_ranking():
         retrieval_metrics(q, ql, g, gl, score_overrides=(cols + 9, values))
 
 
+def test_re_ranked_scores_keep_the_order_and_ties_of_any_relation():
+    relation = torch.tensor([[40.0, -30.0, 16.0, 17.0, 17.0], [0.1, 0.1, 0.1, 0.1, 0.1]])
+    scaled = rescale(relation.double())
+    assert scaled.dtype == torch.float32
+    assert torch.equal(scaled.argsort(dim=1, stable=True), relation.argsort(dim=1, stable=True))
+    assert float(scaled[0, 3]) == float(scaled[0, 4]) and float(scaled[0, 2]) < float(scaled[0, 3])
+    assert float(scaled.min()) >= 2 and float(scaled.max()) <= 3  # above every cosine
+    assert torch.equal(scaled[1], torch.full((5,), 2.0))
+
+
 class MeanColourReranker(Pretrained, Reranker):
     """Stage 2 scores a pair by how close the two images' mean colours are."""
 
@@ -122,9 +133,13 @@ def test_the_top_k_are_re_ordered_by_the_relation_and_the_rest_keep_their_order(
     scores = (qn @ gn.T).numpy().astype(np.float64)
     top = len(gn) if k is None else k
     for i in range(len(qn)):
-        for j in np.argsort(-scores[i], kind="stable")[:top].tolist():
-            relation = float(method.relation(q_tok[i : i + 1], g_tok[j : j + 1]))
-            scores[i, j] = 2 + 1 / (1 + np.exp(-relation))
+        candidates = np.argsort(-scores[i], kind="stable")[:top].tolist()
+        relation = {
+            j: float(method.relation(q_tok[i : i + 1], g_tok[j : j + 1])) for j in candidates
+        }
+        low, high = min(relation.values()), max(relation.values())
+        for j, r in relation.items():  # min-max scaled into [2, 3] per query
+            scores[i, j] = 2 + (r - low) / (high - low)
     want = reference_metrics(
         scores.astype(np.float32), queries.labels.numpy(), gallery.labels.numpy(),
         list(metrics), "interpolated",

@@ -102,8 +102,9 @@ def test_relation_cells_are_the_2x2_convolution_of_the_token_grid(layout):
             return float(patches[0, row * side + col, channel])
         return float(flat[channel * side * side + row * side + col])
 
-    cells = net.cells(patches)[0]
-    w, b = net.conv.weight, net.conv.bias
+    with torch.no_grad():
+        cells = net.cells(patches)[0]
+    w, b = net.conv.weight.detach(), net.conv.bias.detach()
     for cell in range(4):
         r0, c0 = 2 * (cell // 2), 2 * (cell % 2)
         for o in range(2):
@@ -202,6 +203,16 @@ def test_a_step_is_the_weighted_terms_of_the_in_batch_pairs():
         ), name
     retrieval = method.embed(sketches, "sketch")
     assert torch.allclose(retrieval.norm(dim=1), torch.ones(4))
+
+
+@needs_weights
+def test_pairs_need_two_images_a_micro_batch(tmp_path, capsys):
+    outcome = invoke(capsys, "run", "zse_sbir", "--dataset", "synthetic", "--preset", "cpu-smoke",
+                     "--epochs", "1", *SMALL, "--set", "accum_steps=8",
+                     "--out", str(tmp_path))  # fmt: skip
+    assert outcome.code == 2
+    assert "needs at least 2 images a micro-batch" in outcome.err
+    assert "Traceback" not in outcome.err
 
 
 def test_the_two_cross_attention_layers_start_equal_and_bad_backbones_are_one_line():

@@ -14,6 +14,7 @@ initialised model (for tests).
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -112,7 +113,7 @@ class OpenClipTower(nn.Module):
             source = config.tag
         try:
             model = open_clip.create_model(config.model, pretrained=source)
-        except RuntimeError as error:
+        except (RuntimeError, OSError, ValueError, pickle.UnpicklingError) as error:
             if config.pretrained and not config.weights:
                 raise UserError(
                     f"could not download open_clip weights '{config.tag}' for "

@@ -10,6 +10,7 @@ import click
 
 from sbirbench.errors import UserError
 from sbirbench.pipeline.options import RunOptions
+from sbirbench.reranker import rerank_label
 from sbirbench.tracking import TRACKERS
 
 RUN_OPTIONS = [
@@ -247,7 +248,7 @@ def print_summary(result: dict[str, Any], mode: str) -> None:
     table.add_row("float", *[f"{v:.4f}" for v in result["metrics"].values()])
     if "reranked_metrics" in result:
         table.add_row(
-            f"re-ranked (top {result['rerank']['k']})",
+            rerank_label(result["rerank"]["k"]),
             *[f"{v:.4f}" for v in result["reranked_metrics"].values()],
         )
     if "hashed_metrics" in result:

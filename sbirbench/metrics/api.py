@@ -122,8 +122,9 @@ def retrieval_metrics(
     def run_block(start: int) -> tuple[int, dict[str, np.ndarray]]:
         stop = min(start + chunk, hi)
         scores = scores_of(q[start:stop], g, similarity)
-        if overrides is not None:
-            scores = scores.scatter(1, overrides[0][start:stop], overrides[1][start:stop])
+        if overrides is not None:  # kept on the host; each block's rows go to the device
+            cols, new = (x[start:stop].to(scores.device) for x in overrides)
+            scores = scores.scatter(1, cols, new)
         cols, count = relevant.columns_for(query_labels[start:stop])
         return start, block_metrics(
             scores, cols, count, specs, ap, ties, hamming=similarity == "hamming"
@@ -233,7 +234,7 @@ def _overrides(
         )
     if cols.numel() and (int(cols.min()) < 0 or int(cols.max()) >= num_g):
         raise UserError(f"score_overrides name gallery columns outside 0..{num_g - 1}")
-    return cols.long().to(dev), values.float().to(dev)
+    return cols.long().cpu(), values.float().cpu()
 
 
 def _signed_codes(codes: torch.Tensor) -> torch.Tensor:

@@ -151,9 +151,14 @@ def _forward(
                 continue
             encoded = encode(batch.images.to(context.device, non_blocking=True), modality)
             shape = tuple(encoded.shape[1:])
-            # Token stacks are flattened to rows for the gather, and halved in size.
-            features.append(encoded.flatten(1).half() if tokens else encoded.float())
-            indices.append(batch.indices.to(context.device))
+            # Token stacks are flattened to rows for the gather and halved in size; one
+            # process keeps them on the host (they can outgrow an accelerator).
+            if tokens:
+                encoded = encoded.flatten(1).half()
+                features.append(encoded if context.distributed else encoded.cpu())
+            else:
+                features.append(encoded.float())
+            indices.append(batch.indices.to(features[-1].device))
     model.train(was_training)
     # A rank with nothing to embed (a small or unreadable shard) still joins the gather.
     dim = max_over_ranks(features[0].shape[1] if features else 0, context)

@@ -2,8 +2,9 @@
 
 Stage 1 ranks the gallery by the cosine of the embeddings. Stage 2 takes each query's
 top k photos of that ranking and scores every (query, candidate) pair with the method's
-relation; a re-ranked candidate's score becomes ``2 + sigmoid(relation)``, above every
-cosine, so the top k are re-ordered by relation and the rest keep their stage-1 order.
+relation; a re-ranked candidate's score becomes its relation min-max scaled into [2, 3]
+per query, above every cosine, so the top k are re-ordered by relation and the rest keep
+their stage-1 order.
 The result is a pair of ``(Q, k)`` arrays for
 :func:`sbirbench.metrics.retrieval_metrics`'s ``score_overrides``. Ranks share the
 queries and gather the scores.
@@ -26,9 +27,17 @@ from .embedding import Embedded, embed
 #: Stage-1 rows scored at once, and pairs given to the relation at once.
 QUERY_BLOCK = 256
 PAIR_BLOCK = 512
-#: A re-ranked candidate scores OFFSET + sigmoid(relation): above any cosine in [-1, 1]
-#: (the sigmoid is monotonic, so the relation's order is kept whatever its range).
+#: A re-ranked candidate scores in [OFFSET, OFFSET + 1]: above any cosine in [-1, 1].
 OFFSET = 2.0
+
+
+def rescale(relation: torch.Tensor) -> torch.Tensor:
+    """Each row's relations mapped to [OFFSET, OFFSET + 1] by min-max scaling in float64,
+    then float32: monotonic, ties kept, and no saturation whatever the relation's range
+    (a sigmoid of logits beyond +-15 would round to equal float32 scores)."""
+    low = relation.amin(1, keepdim=True)
+    span = (relation.amax(1, keepdim=True) - low).clamp_min(torch.finfo(torch.float64).tiny)
+    return (OFFSET + (relation - low) / span).float()
 
 
 @dataclass
@@ -62,25 +71,39 @@ def rerank(
     q = F.normalize(queries.features.float(), dim=1).to(dev)
     g = F.normalize(gallery.features.float(), dim=1).to(dev)
     num_q = len(q)
+    if not (
+        torch.equal(query_tokens.indices, queries.indices)
+        and torch.equal(gallery_tokens.indices, gallery.indices)
+    ):
+        raise RuntimeError("the token pass kept other test images than the embedding pass")
     lo, hi = num_q * context.rank // context.world, num_q * (context.rank + 1) // context.world
     columns, scores = [], []
     model = method.model()
     was_training = model.training
     model.eval()
-    with torch.inference_mode(), autocast_context(dev, precision):
+    with torch.inference_mode():
         for start in range(lo, hi, QUERY_BLOCK):
             stop = min(start + QUERY_BLOCK, hi)
+            # Candidates in float32, as stage 1 ranks them; only the relation autocasts.
             top = (q[start:stop] @ g.T).topk(k, dim=1).indices  # (rows, k)
             rows = torch.arange(start, stop, device=dev)[:, None].expand_as(top).reshape(-1)
-            relation = _pair_scores(
-                method, query_tokens.features, gallery_tokens.features, rows, top.reshape(-1), dev
-            )
-            columns.append(top)
-            scores.append(OFFSET + torch.sigmoid(relation).view_as(top))
+            with autocast_context(dev, precision):
+                relation = _pair_scores(
+                    method,
+                    query_tokens.features,
+                    gallery_tokens.features,
+                    rows,
+                    top.reshape(-1),
+                    dev,
+                )
+            columns.append(top.cpu())
+            scores.append(rescale(relation.view_as(top).double()).cpu())
     model.train(was_training)
-    local_cols = torch.cat(columns) if columns else torch.zeros(0, k, dtype=torch.long, device=dev)
-    local_scores = torch.cat(scores) if scores else torch.zeros(0, k, device=dev)
-    index = torch.arange(lo, hi, device=dev)
+    local_cols = torch.cat(columns) if columns else torch.zeros(0, k, dtype=torch.long)
+    local_scores = torch.cat(scores) if scores else torch.zeros(0, k)
+    index = torch.arange(lo, hi)
+    if context.distributed:  # collectives need the device (NCCL); each rank's share only
+        local_cols, local_scores, index = local_cols.to(dev), local_scores.to(dev), index.to(dev)
     all_cols, _ = gather_by_index(local_cols, index, num_q, context)
     all_scores, _ = gather_by_index(local_scores, index, num_q, context)
     return Reranked(

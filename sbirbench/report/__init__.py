@@ -23,6 +23,7 @@ from sbirbench.pipeline.embedding import embed
 from sbirbench.pipeline.options import RunOptions
 from sbirbench.pipeline.resolve_saved import load_saved, rebuild, resolve_saved
 from sbirbench.pipeline.store import RunStore
+from sbirbench.reranker import rerank_label
 from sbirbench.results import read_result
 
 from .plots import bar_chart, font, line_chart
@@ -114,7 +115,7 @@ def _markdown(result: dict[str, Any], files: dict[str, str]) -> str:
     ]
     if "reranked_metrics" in result:
         lines.append(
-            f"| re-ranked (top {result['rerank']['k']}) | "
+            f"| {rerank_label(result['rerank']['k'])} | "
             + " | ".join(f"{v:.4f}" for v in result["reranked_metrics"].values())
             + " |"
         )

@@ -54,6 +54,12 @@ def steps_per_epoch(stage: Stage, dataset: SBIRDataset, world: int) -> int:
                 f"stage {stage.name} pairs each sketch with a photo of its class, which "
                 f"needs skt_factor=1 (got {settings.skt_factor})"
             )
+        if micro < 2:
+            raise UserError(
+                f"stage {stage.name} pairs sketches with photos inside a micro-batch, which "
+                f"needs at least 2 images a micro-batch (batch_size {settings.batch_size}, "
+                f"accum_steps {settings.accum_steps})"
+            )
         counts["photo"] = counts["sketch"] if counts["photo"] else 0  # one photo per sketch
     if not counts["photo"]:
         raise UserError(
