@@ -120,6 +120,7 @@ def test_relation_cells_are_the_2x2_convolution_of_the_token_grid(layout):
 def test_the_relation_kernel_is_sketch_major_cosines_and_the_score_a_sigmoid():
     torch.manual_seed(3)
     net = RelationNetwork(4, 4, out_dim=3, dropout=0.0, layout="grid").eval()
+    net.requires_grad_(False)
     sketch, photo = torch.randn(2, 16, 4), torch.randn(2, 16, 4)
     kernel = net.kernel(sketch, photo)
     u, v = net.cells(sketch), net.cells(photo)
