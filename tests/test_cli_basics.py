@@ -31,6 +31,10 @@ def test_list_shows_builtin_plugins():
     assert set(payload) == {"methods", "datasets", "backbones", "weights"}
     assert "efficientnet_lite0.tf_in1k_pip" in {e["name"] for e in payload["weights"]}
     assert payload["datasets"][0]["plugin"] == "datasets"
+    methods = CliRunner().invoke(cli, ["list", "methods"], env={"COLUMNS": "200"})
+    for name in ("sake", "dsn", "tvt", "zse_sbir", "clip_at"):  # the field's five methods
+        assert f" {name} " in methods.output
+    assert "(the [clip] extra)" in methods.output  # square brackets are text, not markup
 
 
 def test_plugins_shows_origin_version_and_hooks():

@@ -23,6 +23,7 @@ _PLURALS = {_plural(kind): kind for kind in KINDS}
 def list_command(kind: str | None, as_json: bool) -> None:
     """List the registered methods, data sets, backbones and weight sources (or one KIND)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     plugins = get_plugins(debug=debug_enabled())
@@ -51,7 +52,8 @@ def list_command(kind: str | None, as_json: bool) -> None:
         table.add_column("plugin", style="dim")
         for entry in plugins.registry(k):
             name = entry.name + (f" ({', '.join(entry.aliases)})" if entry.aliases else "")
-            table.add_row(name, entry.description, entry.origin)
+            # Descriptions are plain text: "[weights]" is not rich markup.
+            table.add_row(escape(name), escape(entry.description), escape(entry.origin))
         if not len(plugins.registry(k)):
             table.add_row("-", "none registered", "")
         console.print(table)
