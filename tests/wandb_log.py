@@ -47,11 +47,12 @@ def read_run(path: Path) -> dict[str, Any]:
     """The config, the history rows and the final summary of a W&B offline run."""
     from wandb.proto import wandb_internal_pb2 as proto
 
-    run: dict[str, Any] = {"config": {}, "history": [], "summary": {}}
+    run: dict[str, Any] = {"config": {}, "history": [], "summary": {}, "kinds": []}
     for data in records(path):
         record = proto.Record()
         record.ParseFromString(data)
         kind = record.WhichOneof("record_type")
+        run["kinds"].append(kind)
         if kind == "run":
             run["id"] = record.run.run_id
             run["config"].update(_items(record.run.config.update))
