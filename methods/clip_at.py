@@ -34,7 +34,7 @@ from sbirbench.interfaces import (
     TrainConfig,
 )
 
-from .zse_parts import pair_in_batch
+from .losses import pair_in_batch
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,6 @@ class ClipATConfig(TrainConfig):
             raise ValueError(f"n_prompts={self.n_prompts}: must be at least 1")
         if "{}" not in self.template:
             raise ValueError(f"template={self.template!r}: must hold {{}} for the class name")
-        if self.skt_factor != 1:
-            raise ValueError("skt_factor must be 1: every sketch is paired with a photo")
 
 
 def trainable_parameters(tower: nn.Module, rule: str) -> list[str]:

@@ -1,5 +1,5 @@
 """ZSE-SBIR's modules and loss terms (docs/methods/zse-sbir.md): the cross-attention
-layer, the token-level relation network, the in-batch pairing, and the two losses."""
+layer, the token-level relation network, and the two losses."""
 
 from __future__ import annotations
 
@@ -118,25 +118,6 @@ def grid_side(patch_tokens: int) -> int:
     if side * side != patch_tokens:
         raise ValueError(f"zse_sbir needs a square grid of patch tokens, got {patch_tokens}")
     return side
-
-
-def pair_in_batch(
-    sketch_labels: torch.Tensor, photo_labels: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For each sketch i: a photo of its class (position i when it is one, else the first
-    such photo) and a photo of another class (the next such one after i, cyclically).
-    Returns the two index vectors and a mask of the sketches that have both."""
-    n, m = len(sketch_labels), len(photo_labels)
-    same = sketch_labels[:, None] == photo_labels[None, :]
-    rows = torch.arange(n, device=same.device)[:, None]
-    cols = torch.arange(m, device=same.device)[None, :]
-    # Position i first, then the photos in order: a key that sorts them so.
-    positive_key = torch.where(same, torch.where(cols == rows, -1, cols), m)
-    positive = positive_key.argmin(1)
-    ahead = (cols - rows - 1) % m  # 0 for the photo right after i
-    negative = torch.where(~same, ahead, m).argmin(1)
-    valid = same.any(1) & (~same).any(1)
-    return positive, negative, valid
 
 
 def triplet_term(

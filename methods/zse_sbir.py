@@ -36,14 +36,8 @@ from sbirbench.interfaces import (
     TrainConfig,
 )
 
-from .zse_parts import (
-    CrossAttention,
-    RelationNetwork,
-    grid_side,
-    pair_in_batch,
-    relation_term,
-    triplet_term,
-)
+from .losses import pair_in_batch
+from .zse_parts import CrossAttention, RelationNetwork, grid_side, relation_term, triplet_term
 
 
 @dataclass(frozen=True)
@@ -96,8 +90,6 @@ class ZSESBIRConfig(TrainConfig):
             raise ValueError(
                 f"rn_target={self.rn_target}: must be (low, high), 0 <= low < high <= 1"
             )
-        if self.skt_factor != 1:
-            raise ValueError("skt_factor must be 1: every sketch is paired with a photo")
 
 
 class ZSESBIR(Method, Reranker):

@@ -38,12 +38,16 @@ class Row:
     run_ids: list[str] = field(default_factory=list)
     run_dirs: list[str] = field(default_factory=list)
     seconds: float | None = None  # mean wall time per run
-    reranked: bool = False  # a two-stage method's second ranking
-    rerank_k: object = None  # its candidates per query (an integer or "all")
+    #: A two-stage method's second ranking: its candidates per query (an integer or "all").
+    rerank_k: object = None
 
     @property
     def measured(self) -> bool:
         return not (self.published or self.chance)
+
+    @property
+    def reranked(self) -> bool:
+        return self.rerank_k is not None
 
 
 @dataclass
@@ -194,7 +198,7 @@ def build_boards(
             if not hashed and all(RERANKED in r for r in runs):
                 k = runs[0].get("rerank", {}).get("k", "?")
                 second = _measured_row(f"{label} ({rerank_label(k)})", runs, metrics, RERANKED)
-                second.reranked, second.rerank_k = True, k
+                second.rerank_k = k
                 rows.append(second)
         rows.sort(
             key=lambda r: -r.values[metrics[0]].mean if metrics[0] in r.values else float("inf")
@@ -218,7 +222,7 @@ def build_boards(
                             0,
                             {m: Interval(v, None, 1) for m, v in pub.metrics.items()},
                             published=True,
-                            reranked=pub.reranked,
+                            rerank_k="all" if pub.reranked else None,
                         )
                     )
         boards.append(Board(name, version, metrics, rows, duplicates))

@@ -40,10 +40,8 @@ def reference_rows(board: Board) -> list[dict[str, Any]]:
         matches = [
             r
             for r in measured
-            if method_key(r.method) == method_key(method)
-            and r.reranked == quoted.reranked
             # A quoted second ranking scored every pair: a top-k row is another protocol.
-            and (not quoted.reranked or r.rerank_k == "all")
+            if method_key(r.method) == method_key(method) and r.rerank_k == quoted.rerank_k
         ]
         out.append(
             {

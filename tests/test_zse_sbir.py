@@ -13,11 +13,11 @@ from sbirbench.backbones.vit_tokens import VitTokensTiny, VitTokensTinyConfig
 from sbirbench.errors import UserError
 from sbirbench.interfaces import BackboneSpec, Batch, MethodSetup
 from sbirbench.leaderboard import build_boards
+from sbirbench.methods.losses import pair_in_batch
 from sbirbench.methods.zse_parts import (
     CrossAttention,
     PostNorm,
     RelationNetwork,
-    pair_in_batch,
     relation_term,
     triplet_term,
 )

@@ -111,7 +111,7 @@ def retrieval_metrics(
     if num_g == 0:
         raise UserError("the gallery is empty")
 
-    overrides = _overrides(score_overrides, num_q, num_g, dev)
+    overrides = _overrides(score_overrides, num_q, num_g)
     relevant = _RelevantColumns(gallery_labels, dev)
     counts = relevant.counts_for(query_labels)
     rank, world = dist_rank_world(distributed)
@@ -220,13 +220,12 @@ def _features(q: Any, g: Any, similarity: str, dev: torch.device) -> tuple[torch
 
 
 def _overrides(
-    pair: tuple[Any, Any] | None, num_q: int, num_g: int, dev: torch.device
+    pair: tuple[Any, Any] | None, num_q: int, num_g: int
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The checked ``(columns, scores)`` on the host (each block moves its own rows)."""
     if pair is None:
         return None
-    cols, values = (
-        torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x) for x in pair
-    )
+    cols, values = (torch.as_tensor(x) for x in pair)
     if cols.shape != values.shape or cols.ndim != 2 or len(cols) != num_q:
         raise UserError(
             f"score_overrides must be two ({num_q}, k) arrays, got {tuple(cols.shape)} "

@@ -112,18 +112,23 @@ def evaluate(
     queries = embed(method, dataset, "sketch", **kw)
     gallery = embed(method, dataset, "photo", **kw)
     metrics = protocol.metrics
-    result = retrieval_metrics(
-        queries.features,
-        queries.labels,
-        gallery.features,
-        gallery.labels,
-        metrics=metrics,
-        ap=protocol.ap,
-        ties=protocol.ties,
-        device=context.device,
-        per_class=True,
-        per_query=True,
-    )
+
+    def rank(**options: Any) -> dict[str, Any]:
+        """The protocol's metrics of the cosine ranking (with ``options``)."""
+        return retrieval_metrics(
+            queries.features,
+            queries.labels,
+            gallery.features,
+            gallery.labels,
+            metrics=metrics,
+            ap=protocol.ap,
+            ties=protocol.ties,
+            device=context.device,
+            per_query=True,
+            **options,
+        )
+
+    result = rank(per_class=True)
     primary = headline(metrics)
     names = dataset.unseen_classes
     chance = broadcast_object(
@@ -151,24 +156,11 @@ def evaluate(
         )
     if isinstance(method, Reranker):
         stage2 = rerank(method, dataset, queries, gallery, **kw)
-        again = retrieval_metrics(
-            queries.features,
-            queries.labels,
-            gallery.features,
-            gallery.labels,
-            metrics=metrics,
-            ap=protocol.ap,
-            ties=protocol.ties,
-            device=context.device,
-            score_overrides=(stage2.columns, stage2.scores),
-            per_query=True,
-        )
+        again = rank(score_overrides=(stage2.columns, stage2.scores))
         evaluation.reranked_metrics = {m: again[m] for m in metrics}
         evaluation.rerank = stage2.info
         # The second ranking's per-query values, beside the first's (paired tests).
-        evaluation.per_query["reranked_values"] = [
-            None if v != v else round(float(v), 7) for v in again["per_query"][primary]
-        ]
+        evaluation.per_query["reranked_values"] = rounded(again["per_query"][primary])
     if protocol.hash_bits:
         codes = broadcast_object(
             itq_codes(queries.features, gallery.features, protocol.hash_bits)
@@ -233,5 +225,10 @@ def per_query_record(
     return {
         "metric": metric,
         "queries": [relative_to_root(r, root) for r in refs],
-        "values": [None if v != v else round(float(v), 7) for v in values[metric]],
+        "values": rounded(values[metric]),
     }
+
+
+def rounded(values: Any) -> list[float | None]:
+    """Per-query values as stored: 7 decimals, None where a query has no value (NaN)."""
+    return [None if v != v else round(float(v), 7) for v in values]
