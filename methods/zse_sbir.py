@@ -116,6 +116,11 @@ class ZSESBIR(Method, Reranker):
             side = grid_side(tokens)
         except ValueError as error:
             raise UserError(f"zse_sbir: {error}") from None
+        if side < 2:
+            raise UserError(
+                f"zse_sbir: a {side}x{side} token grid is too small for the relation "
+                "network's 2x2 cells; raise backbone.img_size"
+            )
         self.ca_sketch = CrossAttention(
             dim, config.heads, config.ffn_dim, config.dropout, config.ca_swap
         )

@@ -3,6 +3,7 @@ written from the spec, the in-batch pairing, a whole step, and runs with both ra
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -233,6 +234,9 @@ def test_the_two_cross_attention_layers_start_equal_and_bad_backbones_are_one_li
         )
     with pytest.raises(UserError, match="heads=3 does not divide the token width 32"):
         tiny_method(heads=3)
+    one_cell = dataclasses.replace(TINY_VIT, img_size=8)
+    with pytest.raises(UserError, match="1x1 token grid is too small"):
+        ZSESBIR(ZSESBIRConfig(heads=4), MethodSetup(5, BackboneSpec("t", VitTokensTiny, one_cell)))
 
 
 @needs_weights
