@@ -134,6 +134,7 @@ class SAKE(Method):
 
     Config = SAKEConfig
     description = "Semantic-Aware Knowledge prEservation (ICCV 2019)"
+    joint_pass = True  # one forward pass of photos and sketches (batchnorm=joint allowed)
 
     def __init__(self, config: SAKEConfig, setup: MethodSetup) -> None:
         super().__init__(config, setup)

@@ -35,6 +35,7 @@ from sbirbench.interfaces import (
     StageSettings,
     TrainConfig,
 )
+from sbirbench.modes import evaluating
 
 from .losses import pair_in_batch
 from .zse_parts import CrossAttention, RelationNetwork, grid_side, relation_term, triplet_term
@@ -149,11 +150,8 @@ class ZSESBIR(Method, Reranker):
                     f"{', '.join(backbone.feature_names)}); for timm models set "
                     "backbone.tokens=true, for vit_tokens backbone.patch_tokens=true"
                 )
-        was_training = backbone.training
-        backbone.eval()
-        with torch.no_grad():
+        with evaluating(backbone), torch.no_grad():
             out = backbone(torch.zeros(1, 3, backbone.input_size, backbone.input_size))
-        backbone.train(was_training)
         ret, tokens = out[self.ret_feature], out[self.token_feature]
         if ret.ndim != 2 or tokens.ndim != 3 or ret.shape[-1] != tokens.shape[-1]:
             raise UserError(

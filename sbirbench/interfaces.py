@@ -241,6 +241,10 @@ class Method(ABC):
 
     Config: ClassVar[type[Any]] = TrainConfig
     description: ClassVar[str] = ""
+    #: True when every ``training_step`` runs sketches and photos through the backbone in
+    #: one forward pass, so train-mode BatchNorm (``batchnorm = "joint"``) learns the
+    #: statistics the network is tested under. Other methods train under frozen ones.
+    joint_pass: ClassVar[bool] = False
 
     def __init__(self, config: Any, setup: MethodSetup) -> None:
         self.config = config

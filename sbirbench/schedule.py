@@ -22,6 +22,15 @@ class Schedule:
     ``lr * global_batch / lr_ref_batch``, reached after ``warmup_epochs`` of linear
     warm-up and followed by a cosine to ``min_lr``; the weight decay follows a cosine from
     ``weight_decay`` to ``weight_decay_end`` (None: constant).
+
+    ``batchnorm`` decides which statistics BatchNorm layers of the trained modules
+    normalise with: ``frozen`` keeps their running statistics (a pretrained backbone's
+    ImageNet ones) in training as at test, while their affine parameters train, as the
+    PSKD and TVT releases train (eval-mode students); ``joint`` trains them in train
+    mode, which only a method that runs sketches and photos through the backbone in one
+    forward pass may choose (``Method.joint_pass``: SAKE's and DSN's releases). Separate
+    train-mode passes per modality would test the network under statistics it never
+    trained under, so no setting gives them.
     """
 
     epochs: int = 10
@@ -37,6 +46,7 @@ class Schedule:
     clip_mode: Literal["param", "global"] = "param"
     skt_factor: int = 2
     augment: Literal["dino", "basic", "none"] = "dino"
+    batchnorm: Literal["frozen", "joint"] = "frozen"
 
     def __post_init__(self) -> None:
         check_schedule(self)

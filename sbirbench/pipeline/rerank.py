@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from sbirbench.devices import autocast_context
 from sbirbench.distributed import Context, gather_by_index
 from sbirbench.interfaces import Method, Reranker, SBIRDataset
+from sbirbench.modes import evaluating
 
 from .embedding import Embedded, embed
 
@@ -78,10 +79,7 @@ def rerank(
         raise RuntimeError("the token pass kept other test images than the embedding pass")
     lo, hi = num_q * context.rank // context.world, num_q * (context.rank + 1) // context.world
     columns, scores = [], []
-    model = method.model()
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
+    with evaluating(method.model()), torch.inference_mode():
         for start in range(lo, hi, QUERY_BLOCK):
             stop = min(start + QUERY_BLOCK, hi)
             # Candidates in float32, as stage 1 ranks them; only the relation autocasts.
@@ -98,7 +96,6 @@ def rerank(
                 )
             columns.append(top.cpu())
             scores.append(rescale(relation.view_as(top).double()).cpu())
-    model.train(was_training)
     local_cols = torch.cat(columns) if columns else torch.zeros(0, k, dtype=torch.long)
     local_scores = torch.cat(scores) if scores else torch.zeros(0, k)
     index = torch.arange(lo, hi)

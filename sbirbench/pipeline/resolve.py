@@ -146,6 +146,17 @@ def _benchmark_and_data(options: RunOptions) -> tuple[Benchmark | None, str, str
     raise UserError("name a data set (--dataset NAME) or a benchmark (--benchmark NAME)")
 
 
+def check_batchnorm(name: str, method_cls: type[Method], config: Any) -> None:
+    """Refuse train-mode BatchNorm for a method that runs each modality in its own pass:
+    its running statistics would alternate between photo and sketch batches, and the
+    network would be tested under statistics it never trained under."""
+    if getattr(config, "batchnorm", "frozen") == "joint" and not method_cls.joint_pass:
+        raise UserError(
+            f"method {name}: batchnorm=joint needs one forward pass of sketches and photos "
+            f"together, and {name} runs each modality in its own pass; use batchnorm=frozen"
+        )
+
+
 def protocol_for(
     bench: Benchmark | None, name: str, dataset_cls: type[SBIRDataset], options: RunOptions
 ) -> Protocol:
@@ -203,6 +214,7 @@ def resolve(options: RunOptions) -> RunSpec:
             method_values[key] = getattr(options, key)
     method_values.update(overrides[""])
     method_config = build_config(method_cls.Config, method_values, what=f"method {entry.name}")
+    check_batchnorm(entry.name, method_cls, method_config)
 
     backbone_name, backbone_values = _split_backbone(str(method_config.backbone))
     backbone_entry = plugins.backbones.get(backbone_name)

@@ -23,6 +23,7 @@ from sbirbench.devices import autocast_context
 from sbirbench.distributed import Context, all_reduce_sum
 from sbirbench.errors import UserError
 from sbirbench.interfaces import Batch, Modality, SBIRDataset, Stage
+from sbirbench.modes import freeze_batchnorm
 from sbirbench.optim import clip_gradients, make_adamw, param_groups, set_step_values
 from sbirbench.progress import TrainingProgress
 from sbirbench.schedule import cosine
@@ -136,6 +137,8 @@ class StageLoop:
             for modality, stream in self.streams.items()
         }
         self.model.train()
+        if settings.batchnorm == "frozen":
+            freeze_batchnorm(self.model)
         for module in self.stage.frozen.values():
             module.eval()
         started = time.perf_counter()
