@@ -52,7 +52,7 @@ from .tvt_losses import (
     update_centre,
     world_size,
 )
-from .tvt_parts import DistillHead, SelfDistillation, random_crops
+from .tvt_parts import DistillHead, SelfDistillation, imagenet_output, random_crops
 
 
 @dataclass(frozen=True)
@@ -80,13 +80,26 @@ class TVTConfig(TrainConfig):
     sketch_teacher_warmup_epochs: float = 5.0
     ema_momentum: float = 0.996
     crop_scale: float = 0.4
+    local_crops: int = 10
+    local_crop_scale: float = 0.05
+    local_crop_size: float = 96 / 224
+    teacher_output: Literal["scaled", "cosine", "logits"] = "scaled"
+    distill_init: Literal["teacher", "random"] = "teacher"
+    freeze_last_layer_epochs: float = 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("student_temp", "teacher_temp_start", "teacher_temp", "sketch_teacher_lr"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}={getattr(self, name)}: must be positive")
-        for name in ("centre_momentum", "ema_momentum", "crop_scale"):
+        for name in ("local_crops", "freeze_last_layer_epochs"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)}: must be >= 0")
+        if not 0 < self.local_crop_scale <= self.crop_scale:
+            raise ValueError(
+                f"local_crop_scale={self.local_crop_scale}: must be in (0, crop_scale]"
+            )
+        for name in ("centre_momentum", "ema_momentum", "crop_scale", "local_crop_size"):
             if not 0 < getattr(self, name) <= 1:
                 raise ValueError(f"{name}={getattr(self, name)}: must be in (0, 1]")
         if self.sketch_teacher_epochs < 0:
@@ -113,9 +126,12 @@ class TVTNet(nn.Module):
         dim, hidden = backbone.feature_dim, config.head_hidden
         self.head = FusionHead(dim, num_classes, hidden, config.head_dim)
         outputs = imagenet_outputs(backbone)
+        classifier = backbone.imagenet_classifier  # type: ignore[attr-defined]
         # the student never uses its own ImageNet head (no gradient: DDP would stop)
-        backbone.imagenet_classifier.requires_grad_(False)  # type: ignore[attr-defined]
-        self.distill_head = DistillHead(dim, hidden, config.head_dim, outputs)
+        classifier.requires_grad_(False)
+        start = classifier if config.distill_init == "teacher" else None
+        self.distill_head = DistillHead(dim, hidden, config.head_dim, outputs, start,
+                                        config.teacher_output, config.teacher_temp)  # fmt: skip
         for modality in ("photo", "sketch"):
             self.register_buffer(f"centre_{modality}", torch.zeros(outputs))
             self.register_buffer(f"classes_{modality}", torch.zeros(num_classes, config.head_dim))
@@ -123,13 +139,14 @@ class TVTNet(nn.Module):
     def heads(self) -> list[nn.Module]:
         return [self.head, self.distill_head]
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, images: torch.Tensor, freeze_last: bool = False) -> dict[str, torch.Tensor]:
+        """``freeze_last``: h_D's last layer gets a zero gradient (DINO's first epoch)."""
         features = self.backbone(images)
         logits, embedding = self.head(features[self.fusion])
         return {
             "logits": logits,
             "embedding": embedding,
-            "distill": self.distill_head(features[self.distillation]),
+            "distill": self.distill_head(features[self.distillation], freeze_last),
             "feature": features[self.fusion],
         }
 
@@ -167,8 +184,10 @@ class TVT(Method):
                 skt_factor=1,
             )
             fields = ("student_temp", "teacher_temp_start", "teacher_temp", "teacher_temp_epochs",
-                      "centre_momentum", "ema_momentum", "crop_scale")  # fmt: skip
-            key = {"stage": "tvt-sketch-teacher/1", "settings": asdict(settings),
+                      "centre_momentum", "ema_momentum", "crop_scale", "local_crops",
+                      "local_crop_scale", "local_crop_size", "teacher_output",
+                      "freeze_last_layer_epochs")  # fmt: skip
+            key = {"stage": "tvt-sketch-teacher/2", "settings": asdict(settings),
                    **{f: getattr(c, f) for f in fields}}  # fmt: skip
             stages.append(
                 Stage(
@@ -201,8 +220,9 @@ class TVT(Method):
 
     def sketch_teacher_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """DINO on sketches: the EMA teacher moves towards the student (momentum cosine
-        from ``ema_momentum`` to 1), then the student learns the centred teacher output
-        of the other crop. The photos of the batch are not used."""
+        from ``ema_momentum`` to 1); the teacher sees two global crops, the student those
+        and ``local_crops`` smaller ones, and learns the centred teacher output of every
+        global crop but its own view. The photos of the batch are not used."""
         c, state = self.config, self.sketch
         assert state is not None and batch.sketches is not None
         progress = min(batch.epoch / max(c.sketch_teacher_epochs, 1), 1.0)
@@ -211,15 +231,24 @@ class TVT(Method):
             pairs = zip(state.teacher.parameters(), state.student.parameters(), strict=True)
             for ema, current in pairs:
                 ema.mul_(momentum).add_(current.detach(), alpha=1 - momentum)
-        views = torch.cat([random_crops(batch.sketches, c.crop_scale) for _ in range(2)])
-        out = state.student(views)["imagenet_logits"].chunk(2)
+        sketches, freeze = batch.sketches, batch.epoch < c.freeze_last_layer_epochs
+        views = torch.cat([random_crops(sketches, c.crop_scale) for _ in range(2)])
+        kind, scale = c.teacher_output, c.teacher_temp
+        out = list(imagenet_output(state.student, views, kind, scale, freeze).chunk(2))
+        if c.local_crops:
+            size = max(round(sketches.shape[-1] * c.local_crop_size), 8)
+            local = [random_crops(sketches, c.local_crop_scale, c.crop_scale, size)
+                     for _ in range(c.local_crops)]  # fmt: skip
+            out += imagenet_output(state.student, torch.cat(local), kind, scale,
+                                   freeze).chunk(c.local_crops)  # fmt: skip
         with torch.no_grad():
-            target = state.teacher(views)["imagenet_logits"].float()
+            target = imagenet_output(state.teacher, views, kind, scale)
         tau = teacher_temperature(batch.epoch, c.teacher_temp_start, c.teacher_temp,
                                   c.teacher_temp_epochs)  # fmt: skip
-        t0, t1 = target.chunk(2)
-        loss = (dino_loss(out[0], t1, state.centre, tau, c.student_temp)
-                + dino_loss(out[1], t0, state.centre, tau, c.student_temp)) / 2  # fmt: skip
+        terms = [dino_loss(student, teacher, state.centre, tau, c.student_temp)
+                 for i, teacher in enumerate(target.chunk(2))
+                 for v, student in enumerate(out) if v != i]  # fmt: skip
+        loss = torch.stack(terms).mean()
         update_centre(state.centre, target, c.centre_momentum)
         return {"loss": loss, "dino": loss.detach()}
 
@@ -231,11 +260,13 @@ class TVT(Method):
         tau = teacher_temperature(batch.epoch, c.teacher_temp_start, c.teacher_temp,
                                   c.teacher_temp_epochs)  # fmt: skip
         r = ramp(batch.epoch, c.au_ramp_epochs)
+        freeze = batch.epoch < c.freeze_last_layer_epochs
         parts: dict[str, torch.Tensor] = {}
         for modality, images, labels in batch.parts():
-            out = net(images)
+            out = net(images, freeze)
             with torch.no_grad():
-                target = teachers[modality](images)["imagenet_logits"].float()
+                target = imagenet_output(teachers[modality], images, c.teacher_output,
+                                         c.teacher_temp)  # fmt: skip
             centre = getattr(net, f"centre_{modality}")
             other = "sketch" if modality == "photo" else "photo"
             classes = (getattr(net, f"classes_{modality}"), getattr(net, f"classes_{other}"))

@@ -21,7 +21,7 @@ from sbirbench.methods.tvt_losses import (
     uniformity,
     update_centre,
 )
-from sbirbench.methods.tvt_parts import crop_boxes, random_crops
+from sbirbench.methods.tvt_parts import crop_boxes, imagenet_output, random_crops
 
 from .cli_helpers import SMALL, invoke, only_run
 from .test_pretrained_weights import needs_weights
@@ -133,7 +133,7 @@ def test_a_student_step_is_the_weighted_sum_of_the_terms_per_modality():
             ("sketch", sketches, labels.flip(0)),
         ):
             o = net(images)
-            t = teachers[modality](images)["imagenet_logits"]
+            t = imagenet_output(teachers[modality], images, "scaled", 0.07)
             other = "sketch" if modality == "photo" else "photo"
             expected["kd"] += float(
                 dino_loss(o["distill"], t, getattr(net, f"centre_{modality}"), tau)
@@ -217,3 +217,59 @@ def test_tvt_runs_on_the_embedded_data_set_with_imagenet_weights(tmp_path, capsy
     assert again.code == 0, again.err
     evaluation = json.loads((run / "eval-synthetic.json").read_text())
     assert evaluation["metrics"] == pytest.approx(result["metrics"], abs=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["scaled", "cosine", "logits"])
+def test_the_student_starts_as_the_photo_teacher_on_each_output_scale(kind):
+    torch.manual_seed(4)
+    images = torch.randn(5, 3, 8, 8)
+    method = build(teacher_output=kind)
+    with torch.no_grad():
+        target = imagenet_output(method.photo_teacher, images, kind, 0.07)
+        logits = method.photo_teacher(images)["imagenet_logits"].float()
+        expected = {"scaled": logits * 0.07, "logits": logits}.get(kind)
+        if expected is None:  # cosines
+            assert target.abs().max() <= 1.0 + 1e-6
+        else:
+            torch.testing.assert_close(target, expected)
+        torch.testing.assert_close(method.net(images)["distill"], target)
+        random = build(teacher_output=kind, distill_init="random").net(images)["distill"]
+        assert not torch.allclose(random, target)
+
+
+def test_the_distillation_heads_last_layer_is_frozen_in_the_first_epoch():
+    torch.manual_seed(5)
+    images, labels = torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 3])
+    for epoch, moves in ((0.5, False), (1.5, True)):
+        method = build(au_ramp_epochs=3)
+        method.student_step(Batch(images, labels, images.flip(0), labels, epoch=epoch))[
+            "loss"
+        ].backward()
+        grad = method.net.distill_head.last.grad
+        assert grad is not None and bool(grad.abs().sum() > 0) == moves, epoch
+
+
+def test_the_sketch_teacher_learns_every_global_target_on_every_other_view():
+    """Two global crops for the teacher, two global and two local ones for the student:
+    2 x 3 terms, against a loop with the same random crops."""
+    torch.manual_seed(6)
+    method = build(sketch_teacher_epochs=2, local_crops=2, local_crop_size=1.0)
+    state = method.sketch
+    sketches = torch.randn(3, 3, 8, 8)
+    batch = Batch(sketches, torch.zeros(3, dtype=torch.long), sketches,
+                  torch.zeros(3, dtype=torch.long), epoch=1.0)  # fmt: skip
+    centre = state.centre.clone()
+    torch.manual_seed(7)
+    out = method.sketch_teacher_step(batch)
+    torch.manual_seed(7)
+    views = [random_crops(sketches, 0.4) for _ in range(2)]
+    local = [random_crops(sketches, 0.05, 0.4, 8) for _ in range(2)]
+    assert random_crops(sketches, 0.05, 0.4, 4).shape == (3, 3, 4, 4)
+    tau = teacher_temperature(1.0)
+    with torch.no_grad():
+        targets = [imagenet_output(state.teacher, v, "scaled", 0.07) for v in views]
+        students = [imagenet_output(state.student, v, "scaled", 0.07) for v in views + local]
+    terms = [float(dino_loss(s, t, centre, tau)) for i, t in enumerate(targets)
+             for j, s in enumerate(students) if j != i]  # fmt: skip
+    assert len(terms) == 6
+    assert float(out["loss"].detach()) == pytest.approx(sum(terms) / 6, rel=1e-4)
