@@ -5,9 +5,11 @@ patch tokens. For a (sketch, photo) pair, a cross-attention layer per modality l
 side's tokens attend to the other's, and a relation network turns the cosines between
 the two sides' pooled patch cells into one matching score r (docs/methods/zse-sbir.md):
 
-    a, q, n = [Ret] after cross-attention of s (with p+), p+ (with s), p- (with s)
+    a, q, n = [Ret] after cross-attention of s (with p+), p+ (with s), p- (with s-)
     L = tri_weight * max(0, |a - q| - |a - n| + margin)
-      + rn_weight * mean over pairs of (r - y)^2,  y = 0.99 for (s, p+), 0.01 for (s, p-)
+      + rn_weight * mean over pairs of (r - y)^2,  y = 0.99 for (s, p+), 0.01 for (s-, p-)
+
+with s- another sketch of s's class.
 
 Retrieval is two stage: the cosine of the encoder's [Ret] ranks the gallery, and r
 re-orders each query's top ``rerank_k`` photos (sbirbench.reranker); results record
@@ -72,6 +74,10 @@ class ZSESBIRConfig(TrainConfig):
     rn_weight: float = 4.0
     tri_margin: float = 1.0
     rn_target: tuple[float, float] = (0.01, 0.99)
+    #: The sketch of the negative relation pair (s-, p-): ``partner``, another sketch of
+    #: the anchor's class (the release; sketches then come in same-class pairs), or
+    #: ``anchor``, the anchor sketch itself.
+    negative_sketch: Literal["partner", "anchor"] = "partner"
     #: Stage-1 candidates each query's relation re-orders (None: every photo, the
     #: release's "Ours-RN" ranking; its cost grows with queries x gallery).
     rerank_k: int | None = 100
@@ -180,14 +186,25 @@ class ZSESBIR(Method, Reranker):
             zero = zero + (sketches.sum() + photos.sum()) * 0.0
             return {"loss": zero, "tri": zero.detach(), "rn": zero.detach()}
         anchors = sketches[valid]
+        second = sketches[self.negative_sketches(batch.sketch_labels)[valid]]
         partners = torch.cat([photos[positive[valid]], photos[negative[valid]]])
-        s, p = self.cross(torch.cat([anchors, anchors]), partners)
+        s, p = self.cross(torch.cat([anchors, second]), partners)
         b = len(anchors)
         tri = triplet_term(s[:b, 0], p[:b, 0], p[b:, 0], c.tri_margin)
         r = self.relation_net(s[:, 1:], p[:, 1:])
         rn = relation_term(r[:b], r[b:], c.rn_target)
         loss = c.tri_weight * tri + c.rn_weight * rn
         return {"loss": loss, "tri": tri, "rn": rn}
+
+    def negative_sketches(self, labels: torch.Tensor) -> torch.Tensor:
+        """Index of each sketch's s-: its pair partner (2k <-> 2k+1) where that is of
+        its class (``negative_sketch=partner``), else the sketch itself."""
+        own = torch.arange(len(labels), device=labels.device)
+        if self.config.negative_sketch == "anchor":
+            return own
+        partner = own ^ 1
+        partner = torch.where(partner < len(labels), partner, own)
+        return torch.where(labels[partner] == labels, partner, own)
 
     def stages(self) -> list[Stage]:
         groups = [
@@ -197,9 +214,16 @@ class ZSESBIR(Method, Reranker):
             ),
         ]
         settings = StageSettings.from_config(self.config)
+        pair_sketches = self.config.negative_sketch == "partner"
         return [
             Stage(
-                "train", {"net": self.net}, self.training_step, settings, groups, pair_photos=True
+                "train",
+                {"net": self.net},
+                self.training_step,
+                settings,
+                groups,
+                pair_photos=True,
+                pair_sketches=pair_sketches,
             )
         ]
 

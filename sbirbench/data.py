@@ -173,8 +173,13 @@ class EpochSampler(DistributedSampler):
         self.set_epoch(epoch)
         self.start = start
 
+    def epoch_order(self) -> list[int]:
+        """This rank's item indices of the whole current epoch, in order (a sampler that
+        follows this one, such as a same-class photo sampler, reads it)."""
+        return list(super().__iter__())
+
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        indices = list(super().__iter__())[self.start :]
+        indices = self.epoch_order()[self.start :]
         return iter([(self.epoch, i) for i in indices])
 
     def __len__(self) -> int:

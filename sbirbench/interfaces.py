@@ -205,6 +205,9 @@ class Stage:
     instead of training the stage again (e.g. one teacher for several students).
     ``pair_photos`` makes the i-th photo of every micro-batch a random training photo of
     the i-th sketch's class (for losses over same-class pairs; needs ``skt_factor`` 1).
+    ``pair_sketches`` makes sketch 2k+1 of every micro-batch another training sketch of
+    sketch 2k's class (needs an even micro-batch; with ``pair_photos``, photo 2k+1 then
+    follows sketch 2k+1 as usual).
     """
 
     name: str
@@ -215,6 +218,7 @@ class Stage:
     frozen: Mapping[str, nn.Module] = field(default_factory=dict)
     reuse_key: Mapping[str, Any] | None = None
     pair_photos: bool = False
+    pair_sketches: bool = False
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from sbirbench.errors import UserError
 from sbirbench.interfaces import Reranker
 from sbirbench.methods.pretrained import Pretrained
 from sbirbench.metrics import retrieval_metrics
-from sbirbench.pairing import SameClassSampler
+from sbirbench.pairing import SameClassSampler, SketchPairSampler
 from sbirbench.pipeline.evaluation import evaluate
 from sbirbench.pipeline.rerank import rescale
 from sbirbench.testing import ToyDataset
@@ -61,6 +61,24 @@ def test_a_resumed_epoch_continues_the_same_pairs_and_epochs_differ():
         photos.begin(epoch)
         seen.update(p for _, p in photos)
     assert seen == set(range(len(PHOTO_LABELS)))
+
+
+@pytest.mark.parametrize("world", [1, 2])
+def test_sketches_come_in_same_class_pairs_that_photos_follow(world):
+    for rank in range(world):
+        sketches = SketchPairSampler(SKETCH_LABELS, SKETCH_LABELS, num_replicas=world,
+                                     rank=rank, seed=3)  # fmt: skip
+        photos = SameClassSampler(PHOTO_LABELS, sketches, SKETCH_LABELS, PHOTO_LABELS, seed=1)
+        for epoch in range(5):
+            sketches.begin(epoch)
+            photos.begin(epoch)
+            drawn = [s for _, s in sketches]
+            assert len(drawn) == len(sketches) and len(drawn) % 2 == 0
+            for a, b in zip(drawn[0::2], drawn[1::2], strict=True):
+                assert SKETCH_LABELS[a] == SKETCH_LABELS[b] and a != b  # every class has 2+
+            assert [PHOTO_LABELS[p] for _, p in photos] == [SKETCH_LABELS[s] for s in drawn]
+            sketches.begin(epoch, start=2)
+            assert [s for _, s in sketches] == drawn[2:]
 
 
 def test_a_class_with_sketches_and_no_photo_is_one_line():

@@ -208,6 +208,31 @@ def test_a_step_is_the_weighted_terms_of_the_in_batch_pairs():
     assert torch.allclose(retrieval.norm(dim=1), torch.ones(4))
 
 
+def test_the_negative_relation_pair_takes_the_other_sketch_of_the_class():
+    """Sketches in same-class pairs (0, 1), (2, 3): s- of each is its partner, as the
+    release draws a second sketch of the anchor's class; ``anchor`` keeps s+ itself."""
+    torch.manual_seed(6)
+    sketches, photos = torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32)
+    labels = torch.tensor([0, 0, 1, 1])
+    for mode, second in (("partner", [1, 0, 3, 2]), ("anchor", [0, 1, 2, 3])):
+        method = tiny_method(negative_sketch=mode)
+        method.net.eval()  # no dropout: the step and the loop see the same network
+        out = method.training_step(Batch(photos, labels, sketches, labels))
+        _, negative, _ = pair_in_batch(labels, labels)
+        with torch.no_grad():
+            s_seq, p_seq = method.sequence(sketches), method.sequence(photos)
+            s_neg, p_neg = method.cross(s_seq[second], p_seq[negative])
+            s_pos, p_pos = method.cross(s_seq, p_seq)
+            r_neg = method.relation_net(s_neg[:, 1:], p_neg[:, 1:])
+            r_pos = method.relation_net(s_pos[:, 1:], p_pos[:, 1:])
+            tri = triplet_term(s_pos[:, 0], p_pos[:, 0], p_neg[:, 0], 1.0)
+        assert float(out["rn"].detach()) == pytest.approx(
+            float(relation_term(r_pos, r_neg, (0.01, 0.99))), rel=1e-5
+        ), mode
+        assert float(out["tri"].detach()) == pytest.approx(float(tri), rel=1e-5), mode
+        assert method.stages()[0].pair_sketches == (mode == "partner")
+
+
 @needs_weights
 def test_pairs_need_two_images_a_micro_batch(tmp_path, capsys):
     outcome = invoke(capsys, "run", "zse_sbir", "--dataset", "synthetic", "--preset", "cpu-smoke",

@@ -63,7 +63,15 @@ class StageLoop:
         self.stage, self.context, self.precision = stage, context, precision
         settings = stage.settings
         self.streams: dict[Modality, Stream] = make_streams(
-            stage.name, settings, dataset, transform, context, seed, workers, stage.pair_photos
+            stage.name,
+            settings,
+            dataset,
+            transform,
+            context,
+            seed,
+            workers,
+            stage.pair_photos,
+            stage.pair_sketches,
         )
         self.steps = steps_per_epoch(stage, dataset, context.world)
         self.total = settings.epochs * self.steps

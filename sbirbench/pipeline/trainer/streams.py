@@ -24,7 +24,7 @@ from sbirbench.data import (
 from sbirbench.distributed import Context
 from sbirbench.errors import UserError
 from sbirbench.interfaces import Modality, SBIRDataset, Schedule, Stage
-from sbirbench.pairing import SameClassSampler
+from sbirbench.pairing import SameClassSampler, SketchPairSampler
 
 MODALITIES: tuple[Modality, Modality] = ("photo", "sketch")
 
@@ -61,6 +61,12 @@ def steps_per_epoch(stage: Stage, dataset: SBIRDataset, world: int) -> int:
                 f"accum_steps {settings.accum_steps})"
             )
         counts["photo"] = counts["sketch"] if counts["photo"] else 0  # one photo per sketch
+    if stage.pair_sketches and (micro % 2 or not settings.skt_factor):
+        raise UserError(
+            f"stage {stage.name} draws sketches in same-class pairs, which needs sketches "
+            f"and an even number of images a micro-batch (batch_size {settings.batch_size}, "
+            f"accum_steps {settings.accum_steps})"
+        )
     if not counts["photo"]:
         raise UserError(
             f"stage {stage.name}: the data set has no training photos (are all its classes unseen?)"
@@ -91,9 +97,11 @@ def make_streams(
     seed: int,
     workers: int,
     pair_photos: bool = False,
+    pair_sketches: bool = False,
 ) -> dict[Modality, Stream]:
     """The photo stream, and the sketch stream unless the stage uses no sketches; with
-    ``pair_photos`` the photo stream follows the sketch stream class by class."""
+    ``pair_photos`` the photo stream follows the sketch stream class by class, with
+    ``pair_sketches`` the sketches come in same-class pairs."""
     micro = settings.batch_size // settings.accum_steps
     stage_id = zlib.crc32(stage_name.encode())
     streams: dict[Modality, Stream] = {}
@@ -117,6 +125,14 @@ def make_streams(
                 samplers["sketch"],
                 [label for _, label in dataset.items("train", "sketch")],
                 [label for _, label in dataset.items("train", "photo")],
+                seed=mix_seed(seed, stage_id, index),
+            )
+        elif modality == "sketch" and pair_sketches:
+            sampler = SketchPairSampler(
+                items,
+                [label for _, label in dataset.items("train", "sketch")],
+                num_replicas=context.world,
+                rank=context.rank,
                 seed=mix_seed(seed, stage_id, index),
             )
         else:
