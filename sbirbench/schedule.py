@@ -23,14 +23,17 @@ class Schedule:
     warm-up and followed by a cosine to ``min_lr``; the weight decay follows a cosine from
     ``weight_decay`` to ``weight_decay_end`` (None: constant).
 
-    ``batchnorm`` decides which statistics BatchNorm layers of the trained modules
-    normalise with: ``frozen`` keeps their running statistics (a pretrained backbone's
+    ``batchnorm`` decides which statistics the BatchNorm layers of the trained modules
+    normalise with. ``frozen`` keeps their running statistics (a pretrained backbone's
     ImageNet ones) in training as at test, while their affine parameters train, as the
-    PSKD and TVT releases train (eval-mode students); ``joint`` trains them in train
+    PSKD and TVT releases train (eval-mode students). ``joint`` trains them in train
     mode, which only a method that runs sketches and photos through the backbone in one
-    forward pass may choose (``Method.joint_pass``: SAKE's and DSN's releases). Separate
-    train-mode passes per modality would test the network under statistics it never
-    trained under, so no setting gives them.
+    forward pass may choose (``Method.joint_pass``: SAKE's and DSN's releases).
+    ``train`` is train mode under whatever passes the method makes: for a backbone
+    trained from scratch, which has no statistics to keep, and to reproduce results from
+    before 2026-12-08; with separate photo and sketch passes it tests the network under
+    statistics it never trained under. ``auto`` (the default) is resolved when a run is:
+    ``frozen`` for a backbone with pretrained weights, else ``train``.
     """
 
     epochs: int = 10
@@ -46,7 +49,7 @@ class Schedule:
     clip_mode: Literal["param", "global"] = "param"
     skt_factor: int = 2
     augment: Literal["dino", "basic", "none"] = "dino"
-    batchnorm: Literal["frozen", "joint"] = "frozen"
+    batchnorm: Literal["auto", "frozen", "joint", "train"] = "auto"
 
     def __post_init__(self) -> None:
         check_schedule(self)

@@ -112,6 +112,22 @@ def test_joint_batchnorm_moves_the_statistics_and_only_joint_pass_methods_take_i
         _run("ce", tmp_path, weights, ["batchnorm=joint"])
 
 
+def test_auto_freezes_pretrained_statistics_and_trains_a_network_from_scratch():
+    from sbirbench.pipeline.options import RunOptions
+    from sbirbench.pipeline.resolve import resolve
+
+    def resolved(*overrides: str) -> str:
+        options = RunOptions.from_keywords(
+            "ce", dataset="synthetic", backbone="timm_tiny", overrides=list(overrides)
+        )
+        return resolve(options).method_config.batchnorm
+
+    assert resolved() == "train"  # random weights: no statistics worth keeping
+    assert resolved("backbone.weights=/nowhere.pt") == "frozen"
+    assert resolved("backbone.pretrained=true") == "frozen"
+    assert resolved("batchnorm=train", "backbone.pretrained=true") == "train"  # asked for
+
+
 def test_evaluation_gives_frozen_batchnorm_back_frozen():
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4))
     model.train()

@@ -146,15 +146,26 @@ def _benchmark_and_data(options: RunOptions) -> tuple[Benchmark | None, str, str
     raise UserError("name a data set (--dataset NAME) or a benchmark (--benchmark NAME)")
 
 
-def check_batchnorm(name: str, method_cls: type[Method], config: Any) -> None:
-    """Refuse train-mode BatchNorm for a method that runs each modality in its own pass:
-    its running statistics would alternate between photo and sketch batches, and the
-    network would be tested under statistics it never trained under."""
-    if getattr(config, "batchnorm", "frozen") == "joint" and not method_cls.joint_pass:
+def resolve_batchnorm(
+    name: str, method_cls: type[Method], config: Any, backbone_config: Any
+) -> Any:
+    """The method config with ``batchnorm = "auto"`` made concrete (``frozen`` for a
+    backbone with pretrained weights, ``train`` for one trained from scratch), after
+    refusing ``joint`` for a method that runs each modality in its own pass: its running
+    statistics would alternate between photo and sketch batches, and the network would
+    be tested under statistics it never trained under."""
+    value = getattr(config, "batchnorm", None)
+    if value == "joint" and not method_cls.joint_pass:
         raise UserError(
             f"method {name}: batchnorm=joint needs one forward pass of sketches and photos "
             f"together, and {name} runs each modality in its own pass; use batchnorm=frozen"
         )
+    if value != "auto":
+        return config
+    pretrained = bool(
+        getattr(backbone_config, "pretrained", False) or getattr(backbone_config, "weights", None)
+    )
+    return replace(config, batchnorm="frozen" if pretrained else "train")
 
 
 def protocol_for(
@@ -214,7 +225,6 @@ def resolve(options: RunOptions) -> RunSpec:
             method_values[key] = getattr(options, key)
     method_values.update(overrides[""])
     method_config = build_config(method_cls.Config, method_values, what=f"method {entry.name}")
-    check_batchnorm(entry.name, method_cls, method_config)
 
     backbone_name, backbone_values = _split_backbone(str(method_config.backbone))
     backbone_entry = plugins.backbones.get(backbone_name)
@@ -230,6 +240,7 @@ def resolve(options: RunOptions) -> RunSpec:
     backbone_config = build_config(
         backbone_factory.Config, backbone_values, what=f"backbone {backbone_entry.name}"
     )
+    method_config = resolve_batchnorm(entry.name, method_cls, method_config, backbone_config)
 
     dataset_values = {**table.get("dataset_config", {}), "split": split, **overrides["dataset"]}
     if options.data_root is not None:

@@ -145,7 +145,7 @@ class StageLoop:
             for modality, stream in self.streams.items()
         }
         self.model.train()
-        if settings.batchnorm == "frozen":
+        if settings.batchnorm in ("frozen", "auto"):  # "auto" is resolved with the run
             freeze_batchnorm(self.model)
         for module in self.stage.frozen.values():
             module.eval()
