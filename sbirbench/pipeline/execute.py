@@ -28,7 +28,7 @@ from .bind import BoundRun, bind
 from .evaluation import Evaluation, headline
 from .fine_grained import evaluate_protocol
 from .resolve import RunSpec
-from .result import describe_init, make_result
+from .result import describe_init, git_commit, make_result
 from .selection import DESCRIPTIONS, BestEpoch
 from .store import RunStore, choose_run
 from .trainer import Trainer, TrainerOptions
@@ -170,6 +170,7 @@ def _train_evaluate_and_write(
     spec, method, context, store = bound.spec, trainer.method, trainer.context, trainer.store
     assert store is not None
     started = time.time()
+    git_commit()  # the commit of the code this process loaded, read before training
     output.info(
         f"run [bold]{store.run_id}[/bold]: {spec.method_name} on "
         f"{bound.protocol.benchmark} ({spec.dataset_name}, split "

@@ -10,6 +10,7 @@ versioned JSON Schema ``docs/result.schema.json`` (checked in the tests).
 
 from __future__ import annotations
 
+import functools
 import platform
 import subprocess
 import time
@@ -99,8 +100,11 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+@functools.cache
 def git_commit() -> str | None:
-    """The commit of the sbirbench source tree (with ``+dirty``), when it is a checkout."""
+    """The commit of the sbirbench source tree (with ``+dirty``), when it is a checkout.
+    Read once per process, when its first run starts (``execute`` calls it then): the
+    code a process runs is what it loaded, not what the tree holds when the run ends."""
     source = Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(
