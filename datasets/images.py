@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from sbirbench.paths import IMAGE_SUFFIXES
+from sbirbench.runtime.paths import IMAGE_SUFFIXES
 
 __all__ = ["IMAGE_SUFFIXES", "open_rgb"]
 

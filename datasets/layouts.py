@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sbirbench import atomic
 from sbirbench.config import config_hash
 from sbirbench.errors import UserError
-from sbirbench.paths import cache_dir
+from sbirbench.runtime import atomic
+from sbirbench.runtime.paths import cache_dir
 
 from .images import IMAGE_SUFFIXES
 from .names import normalize

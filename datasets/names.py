@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-from sbirbench.classnames import normalize
+from sbirbench.protocol.classnames import normalize
 
 __all__ = ["normalize", "read_names", "shipped_list"]
 

@@ -1,7 +1,7 @@
 """The built-in data-set plugin (entry point ``sbirbench = datasets``)."""
 
 from sbirbench import hookimpl
-from sbirbench.hookspecs import Register
+from sbirbench.plugins.hookspecs import Register
 
 
 @hookimpl

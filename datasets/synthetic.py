@@ -23,7 +23,7 @@ from PIL import Image
 from sbirbench.config import config_hash
 from sbirbench.errors import UserError
 from sbirbench.interfaces import DatasetConfig, Item, ItemRef, Modality, SBIRDataset, Subset
-from sbirbench.paths import cache_dir
+from sbirbench.runtime.paths import cache_dir
 
 from .synthetic_render import CLASSES, GENERATOR_VERSION, UNSEEN, render_photo, render_sketch
 

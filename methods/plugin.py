@@ -1,7 +1,7 @@
 """The built-in method plugin (entry point ``sbirbench = methods``)."""
 
 from sbirbench import hookimpl
-from sbirbench.hookspecs import Register
+from sbirbench.plugins.hookspecs import Register
 
 
 @hookimpl

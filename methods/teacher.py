@@ -128,7 +128,7 @@ def teacher_stages(teacher: HeadedBackbone | None, config: DistillConfig) -> lis
 def load_teacher(teacher: HeadedBackbone, path: Path) -> None:
     """Teacher weights from a run's ``stages/teacher.pt``, a ``ce`` run's
     ``checkpoint.pt``, or a plain state dict of the network."""
-    from sbirbench import checkpoint
+    from sbirbench.runtime import checkpoint
 
     saved = checkpoint.load(path)
     if "modules" in saved and "teacher" in saved["modules"]:

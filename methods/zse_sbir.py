@@ -12,7 +12,7 @@ the two sides' pooled patch cells into one matching score r (docs/methods/zse-sb
 with s- another sketch of s's class.
 
 Retrieval is two stage: the cosine of the encoder's [Ret] ranks the gallery, and r
-re-orders each query's top ``rerank_k`` photos (sbirbench.reranker); results record
+re-orders each query's top ``rerank_k`` photos (sbirbench.interfaces.Reranker); results record
 both. With a CNN backbone, [Ret] is the pooled feature and the patch tokens are the
 final feature map's cells.
 """

@@ -20,16 +20,16 @@ from pathlib import Path
 import torch
 
 from sbirbench.console import set_output
-from sbirbench.data import EpochSampler, ImageItems, make_loader
-from sbirbench.devices import autocast_context
-from sbirbench.distributed import Context
+from sbirbench.data.items import EpochSampler, ImageItems, make_loader
+from sbirbench.data.transforms import train_transform
 from sbirbench.interfaces import Batch, InputSpec
 from sbirbench.pipeline.execute import seed_everything
 from sbirbench.pipeline.options import RunOptions
 from sbirbench.pipeline.resolve import resolve
 from sbirbench.pipeline.store import RunStore
 from sbirbench.pipeline.trainer import Trainer, TrainerOptions
-from sbirbench.transforms import train_transform
+from sbirbench.runtime.devices import autocast_context
+from sbirbench.runtime.distributed import Context
 
 
 def build(args):

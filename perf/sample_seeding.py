@@ -3,7 +3,7 @@ CPU generator, with the training transform of a 64-px image as the yardstick.
 
     python perf/sample_seeding.py [--samples 2000]
 
-Each training image is augmented under its own seed (sbirbench.data), so the seeding runs
+Each training image is augmented under its own seed (sbirbench.data.items), so the seeding runs
 once per sample. With a CUDA build of torch, ``torch.manual_seed`` also queues a lazy CUDA
 seed and records a stack trace each time, even on a CPU-only machine.
 """
@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from sbirbench.data.transforms import train_transform
 from sbirbench.interfaces import InputSpec
-from sbirbench.transforms import train_transform
 
 
 def timed(

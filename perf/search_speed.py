@@ -4,7 +4,7 @@
 
 The gallery is random unit vectors with class structure (each item is its class centre
 plus noise), so neighbours are meaningful; the queries are drawn the same way. Exact
-search is ``sbirbench.search.nearest`` (one matrix product and a partial sort per query);
+search is ``sbirbench.search.searcher.nearest`` (one matrix product and a partial sort per query);
 faiss is the graph ``sbirbench index --faiss`` writes (HNSW, 32 neighbours, efSearch 128),
 queried one sketch at a time as ``sbirbench search`` does. Recall@k: the share of the
 exact top k that faiss returns.
@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from sbirbench.search import HNSW_NEIGHBOURS, HNSW_SEARCH_DEPTH, nearest
+from sbirbench.search.searcher import HNSW_NEIGHBOURS, HNSW_SEARCH_DEPTH, nearest
 
 
 def unit(x: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ _LAZY = {
     "run": "sbirbench.api",
     "evaluate": "sbirbench.api",
     "load_results": "sbirbench.api",
-    "Result": "sbirbench.results",
+    "Result": "sbirbench.results.result",
 }
 
 __all__ = ["Result", "__version__", "evaluate", "hookimpl", "load_results", "run"]

@@ -16,7 +16,7 @@ from typing import Any
 
 from sbirbench.errors import UserError
 from sbirbench.pipeline.options import RunOptions
-from sbirbench.results import RESULT, Result, find_results, load_result
+from sbirbench.results.result import RESULT, Result, find_results, load_result
 
 
 def run(
@@ -39,7 +39,7 @@ def run(
     the same configuration; ``log`` is "rich", "quiet" or "jsonl". Under torchrun every
     process calls this and every process gets the result.
     """
-    from sbirbench.distributed import launched_by_torchrun
+    from sbirbench.runtime.distributed import launched_by_torchrun
 
     world = int(os.environ["WORLD_SIZE"]) if launched_by_torchrun() else 1
     return run_options(

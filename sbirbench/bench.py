@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sbirbench import atomic
-from sbirbench.benchmarks import BenchmarkFile, Suite
-from sbirbench.leaderboard import build_boards
-from sbirbench.paired import compare_rows, comparisons_markdown
 from sbirbench.pipeline.bind import BoundRun, bind
 from sbirbench.pipeline.options import RunOptions
 from sbirbench.pipeline.resolve import resolve
 from sbirbench.pipeline.store import finished_result
-from sbirbench.tables import render
+from sbirbench.protocol.benchmarks import BenchmarkFile, Suite
+from sbirbench.results.leaderboard import build_boards
+from sbirbench.results.paired import compare_rows, comparisons_markdown
+from sbirbench.results.tables import render
+from sbirbench.runtime import atomic
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
-from sbirbench.reranker import Reranker
 from sbirbench.schedule import Schedule, StageSettings, TrainConfig, check_schedule
 
 if TYPE_CHECKING:
@@ -44,7 +43,7 @@ class DatasetConfig:
     split: str | None = None
     on_corrupt: Literal["skip", "error"] = "skip"
     #: Hold out this many seen classes as the test set (0: the real unseen classes);
-    #: for choosing hyper-parameters without the test classes (sbirbench.validation).
+    #: for choosing hyper-parameters without the test classes (sbirbench.protocol.validation).
     validation_classes: int = 0
     validation_seed: int = 0
 
@@ -286,6 +285,32 @@ class Method(ABC):
             f"{type(self).__name__}.model() holds no Backbone module; override "
             "input_spec() to say what images it takes"
         )
+
+
+class Reranker(ABC):
+    """Pairwise scoring for a second retrieval stage (optional; imports neither torch nor
+    timm).
+
+    A method that also subclasses :class:`Reranker` is evaluated twice: once by the cosine
+    of :meth:`Method.embed` (stage 1), and once with the top :meth:`rerank_k` photos of
+    every query re-ordered by :meth:`relation`, a score of the (sketch, photo) pair itself
+    (stage 2, ZSE-SBIR's relation network). Both rankings are recorded: ``metrics`` and
+    ``reranked_metrics``.
+    """
+
+    @abstractmethod
+    def rerank_k(self) -> int | None:
+        """How many stage-1 candidates of each query to re-order (None: every photo)."""
+
+    @abstractmethod
+    def pair_tokens(self, images: Tensor, modality: Modality) -> Tensor:
+        """Per-image state ``(B, N, D)`` that :meth:`relation` reads; computed once per
+        test image (under ``torch.inference_mode``) and kept for every pair."""
+
+    @abstractmethod
+    def relation(self, sketch_tokens: Tensor, photo_tokens: Tensor) -> Tensor:
+        """Scores ``(P,)`` of ``P`` (sketch, photo) pairs given as two ``(P, N, D)``
+        stacks of :meth:`pair_tokens`; higher means more alike."""
 
 
 __all__ = [

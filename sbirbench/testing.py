@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from sbirbench.interfaces import DatasetConfig, Item, ItemRef, Modality, SBIRDataset, Subset
-from sbirbench.plugins import Plugins, get_plugins
+from sbirbench.plugins.manager import Plugins, get_plugins
 
 
 @contextlib.contextmanager

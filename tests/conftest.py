@@ -52,7 +52,7 @@ def _cache_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
 @pytest.fixture
 def fresh_plugins(monkeypatch: pytest.MonkeyPatch):
     """Reload plugins for this test and again after it (so changes never leak)."""
-    from sbirbench import plugins
+    from sbirbench.plugins import manager as plugins
 
     plugins.reset_plugins()
     yield plugins

@@ -8,12 +8,12 @@ import math
 import pytest
 import torch
 
-from sbirbench.distributed import Context
 from sbirbench.interfaces import BackboneSpec, MethodSetup
 from sbirbench.methods.kd import kd_loss
 from sbirbench.methods.pretrained import Pretrained, PretrainedConfig
 from sbirbench.methods.triplet import hard_triplet_loss
 from sbirbench.pipeline.embedding import embed
+from sbirbench.runtime.distributed import Context
 from sbirbench.testing import ToyConfig, ToyDataset
 
 from .cli_helpers import SMALL, invoke, only_run
@@ -76,9 +76,9 @@ def test_pretrained_gives_exactly_the_backbone_features():
         assert torch.equal(method.embed(images, "sketch"), expected)
     dataset = ToyDataset(ToyConfig(image_size=32))
     features = embed(method, dataset, "photo", context=Context())
-    from sbirbench.data import ImageItems
+    from sbirbench.data.items import ImageItems
+    from sbirbench.data.transforms import eval_transform
     from sbirbench.interfaces import InputSpec
-    from sbirbench.transforms import eval_transform
 
     transform = eval_transform(InputSpec(32, method.backbone.mean, method.backbone.std))
     items = ImageItems(dataset, dataset.items("test", "photo"), "photo", transform)

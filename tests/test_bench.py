@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from sbirbench import bench
-from sbirbench.benchmarks import load_benchmarks
 from sbirbench.pipeline import execute as execute_module
+from sbirbench.protocol.benchmarks import load_benchmarks
 
 from .cli_helpers import invoke
 

@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from sbirbench.benchmarks import BenchmarkFileError, load_benchmarks
 from sbirbench.errors import UserError
 from sbirbench.metrics.names import parse_metric
+from sbirbench.protocol.benchmarks import BenchmarkFileError, load_benchmarks
 
 REPO = Path(__file__).resolve().parents[1]
 

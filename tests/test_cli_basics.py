@@ -77,7 +77,7 @@ def test_errors_from_loader_workers_keep_their_own_message():
     wrapped = UserError(
         "Caught UnreadableImage in DataLoader worker process 0.\n"
         "Original Traceback (most recent call last):\n  File ...\n"
-        "sbirbench.data.UnreadableImage: unreadable image /d/x.png: truncated\n"
+        "sbirbench.data.items.UnreadableImage: unreadable image /d/x.png: truncated\n"
     )
     assert one_line(wrapped) == "unreadable image /d/x.png: truncated"
     assert one_line(UserError("plain message\nsecond")) == "plain message"

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from sbirbench.classnames import normalize
-from sbirbench.cross import CrossOptions, CrossView
 from sbirbench.datasets.sketchy import Sketchy
 from sbirbench.datasets.tuberlin import TUBerlin
+from sbirbench.protocol.classnames import normalize
+from sbirbench.protocol.cross import CrossOptions, CrossView
 
 from .cli_helpers import invoke, only_run
 from .conftest import SKETCHY_MINI

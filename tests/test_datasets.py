@@ -263,9 +263,9 @@ def test_corrupt_images_are_reported_and_skipped(tmp_path, capsys):
     report = json.loads(outcome.out)
     assert outcome.code == 0 and report["usable"]
     assert sorted(p.split("/")[-2] for p in report["unreadable"]) == ["cow", "saw"]
-    from sbirbench.data import ImageItems
+    from sbirbench.data.items import ImageItems
+    from sbirbench.data.transforms import eval_transform
     from sbirbench.interfaces import InputSpec
-    from sbirbench.transforms import eval_transform
 
     dataset = Sketchy(SketchyConfig(data_root=str(root), split="zeroshot"))
     items = ImageItems(

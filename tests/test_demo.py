@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from sbirbench.demo import drawn_sketch, find_photos
-from sbirbench.search import Searcher, search
+from sbirbench.search.demo import drawn_sketch, find_photos
+from sbirbench.search.searcher import Searcher, search
 
 from .cli_helpers import SMALL, invoke, only_run
 from .test_search import photo_folder

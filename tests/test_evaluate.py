@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sbirbench.distributed import Context, gather_by_index
 from sbirbench.interfaces import BackboneSpec, MethodSetup
 from sbirbench.methods.pretrained import Pretrained, PretrainedConfig
 from sbirbench.pipeline import embedding as embedding_module
 from sbirbench.pipeline.evaluation import evaluate
 from sbirbench.pipeline.resolve import Protocol
+from sbirbench.runtime.distributed import Context, gather_by_index
 from sbirbench.testing import ToyConfig, ToyDataset
 
 from .distributed_helpers import run_workers
@@ -20,8 +20,8 @@ def test_gather_by_index_with_uneven_shards(tmp_path):
     # 7 items over 2 ranks: shards of 4 and 3; rank 1 also lost item 5 (unreadable).
     body = """
     import torch
-    from sbirbench.data import shard
-    from sbirbench.distributed import Context, gather_by_index
+    from sbirbench.data.items import shard
+    from sbirbench.runtime.distributed import Context, gather_by_index
     ctx = Context(RANK, WORLD)
     mine = [i for i in shard(7, RANK, WORLD) if i != 5]
     feats = torch.tensor([[float(i), float(i) * 10] for i in mine])

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sbirbench import atomic
+from sbirbench.runtime import atomic
 
 from .cli_helpers import SMALL, invoke, only_run, pip_install_offline
 
@@ -25,7 +25,7 @@ ARGS = ["run", "ce", "--dataset", "synthetic", "--epochs", "2", *SMALL]
 #: through the AT-th write of checkpoints/last.pt ("checkpoint"), as in a power cut.
 KILLER = """
 import os, signal, sys
-from sbirbench import atomic
+from sbirbench.runtime import atomic
 from sbirbench.pipeline.trainer import records
 
 WHERE, AT = sys.argv[1], int(sys.argv[2])

@@ -9,10 +9,10 @@ import random
 
 import pytest
 
-from sbirbench.benchmarks import load_benchmarks
 from sbirbench.errors import UserError
-from sbirbench.gzs import GZSOptions, GZSView, allocate, held_out
 from sbirbench.pipeline.resolve import Protocol
+from sbirbench.protocol.benchmarks import load_benchmarks
+from sbirbench.protocol.gzs import GZSOptions, GZSView, allocate, held_out
 from sbirbench.testing import ToyConfig, ToyDataset
 
 from .cli_helpers import SMALL, invoke, only_run

@@ -10,9 +10,9 @@ import statistics
 
 import pytest
 
-from sbirbench.benchmarks import load_benchmarks
-from sbirbench.leaderboard import build_boards, compare
-from sbirbench.tables import render
+from sbirbench.protocol.benchmarks import load_benchmarks
+from sbirbench.results.leaderboard import build_boards, compare
+from sbirbench.results.tables import render
 
 from .cli_helpers import invoke
 

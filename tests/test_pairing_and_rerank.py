@@ -1,5 +1,5 @@
 """Two engine features the pair-based methods need: same-class photo sampling
-(sbirbench.pairing) and the second retrieval stage (sbirbench.pipeline.rerank)."""
+(sbirbench.data.pairing) and the second retrieval stage (sbirbench.pipeline.rerank)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from sbirbench.data import EpochSampler
-from sbirbench.distributed import Context
+from sbirbench.data.items import EpochSampler
+from sbirbench.data.pairing import SameClassSampler, SketchPairSampler
 from sbirbench.errors import UserError
 from sbirbench.interfaces import Reranker
 from sbirbench.methods.pretrained import Pretrained
 from sbirbench.metrics import retrieval_metrics
-from sbirbench.pairing import SameClassSampler, SketchPairSampler
 from sbirbench.pipeline.evaluation import evaluate
 from sbirbench.pipeline.rerank import rescale
+from sbirbench.runtime.distributed import Context
 from sbirbench.testing import ToyDataset
 
 from .distributed_helpers import run_workers
@@ -174,7 +174,7 @@ def test_two_ranks_share_the_re_ranking_and_agree_with_one(tmp_path):
     root = str(Path(__file__).resolve().parents[1])
     body = f"""
     sys.path.insert(0, {root!r})
-    from sbirbench.distributed import Context
+    from sbirbench.runtime.distributed import Context
     from sbirbench.pipeline.evaluation import evaluate
     from sbirbench.testing import ToyDataset
     from tests.test_evaluate import pretrained_on, protocol

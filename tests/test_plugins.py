@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import sbirbench
-from sbirbench import plugins as plugins_module
+from sbirbench.plugins import manager as plugins_module
 from sbirbench.testing import ToyDataset, registered_plugin
 
 from .cli_helpers import invoke, pip_install_offline

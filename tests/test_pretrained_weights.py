@@ -14,9 +14,10 @@ from torch import nn
 
 from sbirbench.backbones.efficientnet_weights import LITE0
 from sbirbench.errors import UserError
+from sbirbench.plugins.weight_sources import source_for
 from sbirbench.weights.converters import by_order
 from sbirbench.weights.loading import Converted, load_strict
-from sbirbench.weights.sources import WeightSource, source_for
+from sbirbench.weights.sources import WeightSource
 
 from .cli_helpers import invoke
 from .conftest import SKETCHY_MINI
@@ -177,7 +178,7 @@ def imagenet_photos(limit: int) -> tuple[list[Path], list[int]]:
 def top5_hits(model: nn.Module, spec, paths: list[Path], labels: list[int]) -> float:
     from PIL import Image
 
-    from sbirbench.transforms import eval_transform
+    from sbirbench.data.transforms import eval_transform
 
     transform = eval_transform(spec)
     images = torch.stack([transform(Image.open(p).convert("RGB")) for p in paths])

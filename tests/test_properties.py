@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sbirbench.benchmarks import load_benchmarks
 from sbirbench.config import build_config, split_overrides
 from sbirbench.errors import UserError
 from sbirbench.methods.pskd import PSKDConfig
+from sbirbench.protocol.benchmarks import load_benchmarks
 
 SETTINGS = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -2,7 +2,7 @@ import sys
 
 import pytest
 
-from sbirbench.registry import Registry, RegistryError
+from sbirbench.plugins.registry import Registry, RegistryError
 
 
 def test_lazy_target_is_imported_only_on_load(tmp_path, monkeypatch):

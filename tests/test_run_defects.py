@@ -8,8 +8,8 @@ import errno
 import json
 from pathlib import Path
 
-from sbirbench import checkpoint
 from sbirbench.console import Output
+from sbirbench.runtime import checkpoint
 
 from .cli_helpers import SMALL, invoke, only_run
 from .dataset_trees import folder_tree

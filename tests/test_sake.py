@@ -120,7 +120,7 @@ def test_at_full_rank_the_svd_start_reproduces_the_classifier():
 
 def test_the_teacher_and_the_students_own_classifier_stay_as_they_were():
     """An engine optimiser step over the stage's parameter groups changes neither."""
-    from sbirbench.optim import make_adamw, param_groups
+    from sbirbench.runtime.optim import make_adamw, param_groups
 
     method = build()
     stage = method.stages()[0]

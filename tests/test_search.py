@@ -93,7 +93,7 @@ def test_faiss_search_without_the_graph_is_one_line(tmp_path, capsys):
 
     pytest.importorskip("faiss", reason="needs the [search] extra: pip install -e '.[search]'")
     from sbirbench.errors import UserError
-    from sbirbench.search import load_faiss
+    from sbirbench.search.searcher import load_faiss
 
     with pytest.raises(UserError, match="build it with sbirbench index ... --faiss"):
         load_faiss(tmp_path / "index.npz")

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from sbirbench.stats import chance_level, paired_test, t_interval
+from sbirbench.results.stats import chance_level, paired_test, t_interval
 
 from .cli_helpers import SMALL, invoke, only_run
 

@@ -7,12 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from sbirbench.data import EpochSampler, ImageItems, collate, make_loader
+from sbirbench.data.items import EpochSampler, ImageItems, collate, make_loader
+from sbirbench.data.transforms import train_transform
 from sbirbench.interfaces import InputSpec, ParamGroup
-from sbirbench.optim import clip_gradients, param_groups, set_step_values
+from sbirbench.runtime.optim import clip_gradients, param_groups, set_step_values
 from sbirbench.schedule import cosine
 from sbirbench.testing import ToyConfig, ToyDataset
-from sbirbench.transforms import train_transform
 
 
 def dino_cosine_scheduler(base, final, epochs, per_epoch, warmup_epochs=0, start_warmup=0):

@@ -13,7 +13,6 @@ import torch
 from sbirbench.backbones.vit_tokens import VitTokensTiny, VitTokensTinyConfig
 from sbirbench.errors import UserError
 from sbirbench.interfaces import BackboneSpec, Batch, MethodSetup
-from sbirbench.leaderboard import build_boards
 from sbirbench.methods.losses import pair_in_batch
 from sbirbench.methods.zse_parts import (
     CrossAttention,
@@ -23,8 +22,9 @@ from sbirbench.methods.zse_parts import (
     triplet_term,
 )
 from sbirbench.methods.zse_sbir import ZSESBIR, ZSESBIRConfig
-from sbirbench.paired import compare_rows
-from sbirbench.results import find_results
+from sbirbench.results.leaderboard import build_boards
+from sbirbench.results.paired import compare_rows
+from sbirbench.results.result import find_results
 
 from .cli_helpers import SMALL, invoke, only_run
 from .test_pretrained_weights import needs_weights

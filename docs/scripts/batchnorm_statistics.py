@@ -26,11 +26,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from sbirbench.backbones.timm_adapter import EfficientNetLite0
-from sbirbench.data import ImageItems, collate
+from sbirbench.data.items import ImageItems, collate
+from sbirbench.data.transforms import eval_transform, train_transform
 from sbirbench.interfaces import InputSpec
 from sbirbench.metrics import retrieval_metrics
 from sbirbench.pipeline.resolve import build_dataset
-from sbirbench.transforms import eval_transform, train_transform
 
 METRICS = ("map@all", "map@200")
 

@@ -18,9 +18,9 @@ import torch
 from PIL import Image
 
 from sbirbench.backbones.timm_adapter import EfficientNetLite0
+from sbirbench.data.transforms import eval_transform
 from sbirbench.interfaces import InputSpec
 from sbirbench.methods.tvt_parts import imagenet_output
-from sbirbench.transforms import eval_transform
 
 
 def main(root: Path, modality: str = "photo", limit: int = 500) -> None:

@@ -1,7 +1,7 @@
 """The built-in backbone plugin (entry point ``sbirbench = backbones``)."""
 
 from sbirbench import hookimpl
-from sbirbench.hookspecs import Register
+from sbirbench.plugins.hookspecs import Register
 
 
 @hookimpl

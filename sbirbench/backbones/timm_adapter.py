@@ -18,11 +18,12 @@ import torch
 from torch import nn
 
 from sbirbench.errors import UserError
+from sbirbench.plugins.weight_sources import source_for
 from sbirbench.weights.converters import timm_native
 from sbirbench.weights.files import file_sha256, read_state_dict
 from sbirbench.weights.hub import check_timm_model, timm_pretrained
 from sbirbench.weights.loading import LoadReport, describe_weights, load_strict
-from sbirbench.weights.sources import WeightSource, source_for
+from sbirbench.weights.sources import WeightSource
 
 
 @dataclass(frozen=True)

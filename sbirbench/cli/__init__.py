@@ -46,7 +46,7 @@ class LazyGroup(click.Group):
         if self._plugin_commands_added:
             return
         self._plugin_commands_added = True
-        from sbirbench.plugins import call_each, get_plugins
+        from sbirbench.plugins.manager import call_each, get_plugins
 
         caller = get_plugins(debug=debug_enabled()).manager.hook.register_commands
         for _ in call_each("register_commands", caller, {"cli": self}):

@@ -28,8 +28,8 @@ def bench_command(suite: str | None, out: Path, list_only: bool, **options: Any)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from sbirbench.bench import jobs, run_suite, write_comparison
-    from sbirbench.benchmarks import load_benchmarks
     from sbirbench.errors import UserError
+    from sbirbench.protocol.benchmarks import load_benchmarks
 
     benchmarks = load_benchmarks()
     console = Console()

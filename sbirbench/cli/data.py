@@ -52,7 +52,7 @@ def check_command(quick: bool, as_json: bool, **params: Any) -> None:
     from rich.progress import Progress
     from rich.table import Table
 
-    from sbirbench.datacheck import check, count_images
+    from sbirbench.data.check import check, count_images
 
     dataset = _dataset(params)
     console = Console(stderr=as_json)
@@ -132,8 +132,8 @@ def show_command(
     subset: str, classes: str | None, per_class: int, size: int, out: Path, **params: Any
 ) -> None:
     """Write a PNG contact sheet: per class, a few sketches and photos."""
-    from sbirbench import atomic
-    from sbirbench.datacheck import contact_sheet
+    from sbirbench.data.check import contact_sheet
+    from sbirbench.runtime import atomic
 
     dataset = _dataset(params)
     chosen = [c.strip() for c in classes.split(",")] if classes else None
@@ -158,7 +158,7 @@ def show_command(
 def export_command(subset: str, modality: str, out: Path, **params: Any) -> None:
     """Write a subset's images as PNG files, one folder per class (for example the
     embedded data set's photos, as a folder for `sbirbench index`)."""
-    from sbirbench.datacheck import export_images
+    from sbirbench.data.check import export_images
 
     dataset = _dataset(params)
     unreadable: list[str] = []

@@ -22,8 +22,8 @@ import click
 @click.option("--engine", type=click.Choice(["exact", "faiss"]), default="exact", show_default=True)
 def demo_command(index: Path, k: int, host: str, port: int, engine: str) -> None:
     """Draw a sketch in the browser and see the K closest photos of INDEX."""
-    from sbirbench.demo import require_gradio, serve
-    from sbirbench.search import Searcher
+    from sbirbench.search.demo import require_gradio, serve
+    from sbirbench.search.searcher import Searcher
 
     require_gradio()  # a missing extra is one line before the model loads
     searcher = Searcher(index, engine)

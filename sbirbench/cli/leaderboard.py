@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from sbirbench.tables import FORMATS
+from sbirbench.results.tables import FORMATS
 
 
 @click.command("leaderboard")
@@ -33,11 +33,11 @@ def leaderboard_command(
     """Leaderboards from stored results: one table per benchmark version, mean and 95%
     interval over seeds, chance, wall time, published numbers marked †. A saved model
     evaluated under another benchmark (`sbirbench eval --benchmark`) is a row there."""
-    from sbirbench.benchmarks import load_benchmarks
     from sbirbench.errors import UserError
-    from sbirbench.leaderboard import build_boards
-    from sbirbench.results import find_results, unfinished_runs
-    from sbirbench.tables import render
+    from sbirbench.protocol.benchmarks import load_benchmarks
+    from sbirbench.results.leaderboard import build_boards
+    from sbirbench.results.result import find_results, unfinished_runs
+    from sbirbench.results.tables import render
 
     if not runs.is_dir():
         raise UserError(f"no results folder {runs} (run something first, or pass --runs DIR)")
@@ -59,7 +59,7 @@ def leaderboard_command(
         also = f" ({len(unfinished)} unfinished run(s), listed above)" if unfinished else ""
         raise UserError(f"no results{where} under {runs}{also}")
     if reference:
-        from sbirbench.reference import render_reference
+        from sbirbench.results.reference import render_reference
 
         click.echo(render_reference(boards, fmt).rstrip())
         return
@@ -94,8 +94,8 @@ def _elsewhere(evaluation: dict[str, Any]) -> bool:
 def compare_command(run_a: Path, run_b: Path, fmt: str) -> None:
     """Metric deltas (B - A) and configuration differences of two runs (folders or
     result.json files)."""
-    from sbirbench.leaderboard import compare
-    from sbirbench.results import read_result
+    from sbirbench.results.leaderboard import compare
+    from sbirbench.results.result import read_result
 
     diff = compare(read_result(run_a), read_result(run_b))
     if fmt == "json":

@@ -7,7 +7,7 @@ import json
 import click
 
 from sbirbench.cli import debug_enabled
-from sbirbench.plugins import KINDS, get_plugins
+from sbirbench.plugins.manager import KINDS, get_plugins
 
 
 def _plural(kind: str) -> str:

@@ -29,7 +29,7 @@ def write_plugin(name: str, parent: Path) -> Path:
             f"method name '{name}' must start with a letter and use only "
             "lower-case letters, digits, '-' and '_'"
         )
-    from sbirbench.plugins import get_plugins
+    from sbirbench.plugins.manager import get_plugins
 
     if name in get_plugins().methods:
         raise UserError(f"a method named '{name}' is already registered; choose another name")

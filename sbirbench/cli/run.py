@@ -10,7 +10,7 @@ import click
 
 from sbirbench.errors import UserError
 from sbirbench.pipeline.options import RunOptions
-from sbirbench.reranker import rerank_label
+from sbirbench.results.result import rerank_label
 from sbirbench.tracking import TRACKERS
 
 RUN_OPTIONS = [
@@ -184,7 +184,7 @@ def run_command(method: str, **params: Any) -> None:
     torchrun --nnodes 2 --nproc-per-node 8 ... -m sbirbench run pskd --benchmark sketchy-25
     """
     from sbirbench.api import run_options
-    from sbirbench.distributed import launched_by_torchrun
+    from sbirbench.runtime.distributed import launched_by_torchrun
 
     nproc = params["nproc"]
     if nproc < 1:

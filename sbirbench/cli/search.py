@@ -21,7 +21,7 @@ import click
 @click.option("--faiss", "with_faiss", is_flag=True, help="Also write a faiss HNSW graph.")
 def index_command(run: Path, photos: Path, out: Path | None, with_faiss: bool) -> None:
     """Embed every photo under PHOTOS with RUN's model (again only what changed)."""
-    from sbirbench.search import build_index, write_faiss
+    from sbirbench.search.searcher import build_index, write_faiss
 
     target = out or run / f"index-{photos.resolve().name}.npz"
     counts = build_index(run, photos, target, log=lambda m: click.echo(m, err=True))
@@ -49,7 +49,7 @@ def index_command(run: Path, photos: Path, out: Path | None, with_faiss: bool) -
 )
 def search_command(index: Path, sketch: Path, k: int, grid: Path | None, engine: str) -> None:
     """The K photos of INDEX closest to SKETCH, best first."""
-    from sbirbench.search import search, write_grid
+    from sbirbench.search.searcher import search, write_grid
 
     found = search(index, sketch, k, engine)
     for rank, (path, score) in enumerate(found, 1):

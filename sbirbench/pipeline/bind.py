@@ -3,7 +3,7 @@
 Binding builds the data set, fingerprints what it holds (the fingerprint joins the run's
 identity, so changed data never resumes or reuses an old run), and renames the benchmark
 when the test set is not the benchmark's (a subset is recorded as ``<dataset>-<split>``).
-Under the GZS protocol the data set is seen through :class:`sbirbench.gzs.GZSView`.
+Under the GZS protocol the data set is seen through :class:`sbirbench.protocol.gzs.GZSView`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sbirbench.config import as_dict, config_hash
-from sbirbench.cross import CrossView
 from sbirbench.errors import UserError
-from sbirbench.gzs import GZSOptions, GZSView
 from sbirbench.interfaces import SBIRDataset
+from sbirbench.protocol.cross import CrossView
+from sbirbench.protocol.gzs import GZSOptions, GZSView
 
 from .resolve import Protocol, RunSpec, build_dataset
 

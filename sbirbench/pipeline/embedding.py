@@ -15,21 +15,21 @@ from typing import Any, cast
 
 import torch
 
-from sbirbench import atomic
-from sbirbench.data import ImageItems, collate, shard
-from sbirbench.devices import autocast_context
-from sbirbench.distributed import (
+from sbirbench.data.items import ImageItems, collate, shard
+from sbirbench.data.transforms import describe, eval_transform
+from sbirbench.errors import UserError
+from sbirbench.interfaces import Method, Modality, Reranker, SBIRDataset
+from sbirbench.modes import evaluating
+from sbirbench.runtime import atomic
+from sbirbench.runtime.devices import autocast_context
+from sbirbench.runtime.distributed import (
     Context,
     agree,
     broadcast_object,
     gather_by_index,
     max_over_ranks,
 )
-from sbirbench.errors import UserError
-from sbirbench.interfaces import Method, Modality, Reranker, SBIRDataset
-from sbirbench.modes import evaluating
-from sbirbench.paths import cache_dir
-from sbirbench.transforms import describe, eval_transform
+from sbirbench.runtime.paths import cache_dir
 
 
 @dataclass

@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from sbirbench.distributed import Context, broadcast_object
-from sbirbench.gzs import GZSView
 from sbirbench.hashing import itq_codes
 from sbirbench.interfaces import Method, Reranker, SBIRDataset
 from sbirbench.metrics import retrieval_metrics
-from sbirbench.paths import relative_to_root
-from sbirbench.stats import chance_level
+from sbirbench.protocol.gzs import GZSView
+from sbirbench.results.stats import chance_level
+from sbirbench.runtime.distributed import Context, broadcast_object
+from sbirbench.runtime.paths import relative_to_root
 
 from .embedding import Embedded, embed
 from .rerank import rerank

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from sbirbench import checkpoint, distributed
 from sbirbench.console import Output, set_output
 from sbirbench.errors import UserError
 from sbirbench.interfaces import Method
+from sbirbench.runtime import checkpoint, distributed
 from sbirbench.tracking import TrackedRun, TrackerSet, make_trackers
 from sbirbench.weights.files import file_sha256
 

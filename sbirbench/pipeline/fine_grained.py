@@ -10,11 +10,11 @@ from typing import Any
 
 import torch
 
-from sbirbench.distributed import Context
 from sbirbench.errors import UserError
 from sbirbench.interfaces import Method, SBIRDataset
 from sbirbench.metrics.fine_grained import PAIRING, accuracy_at, fg_metrics, pair, true_photo_ranks
-from sbirbench.paths import relative_to_root
+from sbirbench.runtime.distributed import Context
+from sbirbench.runtime.paths import relative_to_root
 
 from .embedding import embed
 from .evaluation import Evaluation, evaluate

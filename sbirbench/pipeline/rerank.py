@@ -18,10 +18,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from sbirbench.devices import autocast_context
-from sbirbench.distributed import Context, gather_by_index
 from sbirbench.interfaces import Method, Reranker, SBIRDataset
 from sbirbench.modes import evaluating
+from sbirbench.runtime.devices import autocast_context
+from sbirbench.runtime.distributed import Context, gather_by_index
 
 from .embedding import Embedded, embed
 

@@ -13,15 +13,15 @@ import inspect
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sbirbench.benchmarks import Benchmark, PublishedRow, load_benchmarks
 from sbirbench.config import build_config, split_overrides
-from sbirbench.cross import CrossOptions
 from sbirbench.errors import UserError
-from sbirbench.gzs import GZSOptions
 from sbirbench.interfaces import BackboneSpec, Method, MethodSetup, SBIRDataset
 from sbirbench.metrics.names import is_accuracy, parse_any_metric
-from sbirbench.plugins import get_plugins
-from sbirbench.validation import apply_validation
+from sbirbench.plugins.manager import get_plugins
+from sbirbench.protocol.benchmarks import Benchmark, PublishedRow, load_benchmarks
+from sbirbench.protocol.cross import CrossOptions
+from sbirbench.protocol.gzs import GZSOptions
+from sbirbench.protocol.validation import apply_validation
 
 from .options import RunOptions
 from .presets import META, choose_preset, load_presets

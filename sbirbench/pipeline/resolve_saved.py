@@ -8,11 +8,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sbirbench.benchmarks import load_benchmarks
 from sbirbench.config import build_config, split_overrides
 from sbirbench.errors import UserError
 from sbirbench.interfaces import Method
-from sbirbench.plugins import get_plugins
+from sbirbench.plugins.manager import get_plugins
+from sbirbench.protocol.benchmarks import load_benchmarks
 
 from .options import RunOptions
 from .resolve import RunSpec, device_and_precision, protocol_for
@@ -88,7 +88,7 @@ def resolve_saved(config: dict[str, Any], options: RunOptions) -> RunSpec:
 
 def load_saved(path: Path) -> dict[str, Any]:
     """A run's saved model (``checkpoint.pt``), refused in one line if it is not one."""
-    from sbirbench import checkpoint
+    from sbirbench.runtime import checkpoint
 
     saved = checkpoint.load(path)
     if saved.get("format") != checkpoint.MODEL_FORMAT:

@@ -21,7 +21,7 @@ from typing import Any
 
 from torch import nn
 
-from sbirbench.results import SCHEMA
+from sbirbench.results.result import SCHEMA
 
 from .bind import BoundRun
 from .evaluation import Evaluation

@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sbirbench import distributed
 from sbirbench.console import set_output
 from sbirbench.errors import UserError
+from sbirbench.runtime import distributed
 from sbirbench.weights.files import file_sha256
 
 from .bind import bind

@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from sbirbench import checkpoint
 from sbirbench.interfaces import Method
+from sbirbench.runtime import checkpoint
 
 from .store import RunStore
 

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sbirbench import atomic, checkpoint
 from sbirbench.console import Output
 from sbirbench.errors import UserError
-from sbirbench.results import CONFIG, RESULT, read_result
+from sbirbench.results.result import CONFIG, RESULT, read_result
+from sbirbench.runtime import atomic, checkpoint
 
 
 @dataclass(frozen=True)

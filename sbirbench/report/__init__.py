@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from sbirbench import atomic, distributed
 from sbirbench.errors import UserError
 from sbirbench.interfaces import SBIRDataset
 from sbirbench.pipeline.bind import bind
@@ -23,8 +22,8 @@ from sbirbench.pipeline.embedding import embed
 from sbirbench.pipeline.options import RunOptions
 from sbirbench.pipeline.resolve_saved import load_saved, rebuild, resolve_saved
 from sbirbench.pipeline.store import RunStore
-from sbirbench.reranker import rerank_label
-from sbirbench.results import read_result
+from sbirbench.results.result import read_result, rerank_label
+from sbirbench.runtime import atomic, distributed
 
 from .plots import bar_chart, font, line_chart
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sbirbench.leaderboard import Board
+    from sbirbench.results.rows import Board
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222 }
@@ -115,7 +115,7 @@ def run_page(result: dict[str, Any], pictures: dict[str, Path]) -> str:
 def leaderboard_page(boards: list[Board]) -> str:
     """The boards as sortable tables; each run id links to its report page
     (``<run>/report/index.html``, relative to where the leaderboard was run)."""
-    from sbirbench.tables import cell_text
+    from sbirbench.results.tables import cell_text
 
     parts = ["<h1>sbirbench leaderboard</h1>"]
     for board in boards:

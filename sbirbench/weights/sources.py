@@ -11,7 +11,8 @@ Three kinds of source:
   (downloaded when there is a network).
 
 ``--set backbone.pretrained=true`` takes the registered source of the model's
-architecture when there is one, else timm's; ``backbone.weights_source=NAME`` names one.
+architecture when there is one, else timm's; ``backbone.weights_source=NAME`` names one
+(:func:`sbirbench.plugins.weight_sources.source_for`).
 """
 
 from __future__ import annotations
@@ -85,25 +86,3 @@ class WeightSource:
     @property
     def label(self) -> str:
         return f"pip:{self.distribution}=={self.version}"
-
-
-def registered() -> list[WeightSource]:
-    """Every registered pip source (built-in ones included)."""
-    from sbirbench.plugins import get_plugins
-
-    return [entry.load() for entry in get_plugins().registry("weights")]
-
-
-def source_for(model: str, name: str | None = None) -> WeightSource | None:
-    """The named source, or the registered source of ``model``'s architecture (None: use
-    timm's own weights)."""
-    from sbirbench.plugins import get_plugins
-
-    registry = get_plugins().registry("weights")
-    if name is not None:
-        return registry.load(name)
-    for entry in registry:
-        source = entry.load()
-        if source.architecture == model:
-            return source
-    return None

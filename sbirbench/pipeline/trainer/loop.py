@@ -19,13 +19,13 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from sbirbench.devices import autocast_context
-from sbirbench.distributed import Context, all_reduce_sum
 from sbirbench.errors import UserError
 from sbirbench.interfaces import Batch, Modality, SBIRDataset, Stage
 from sbirbench.modes import freeze_batchnorm
-from sbirbench.optim import clip_gradients, make_adamw, param_groups, set_step_values
-from sbirbench.progress import TrainingProgress
+from sbirbench.runtime.devices import autocast_context
+from sbirbench.runtime.distributed import Context, all_reduce_sum
+from sbirbench.runtime.optim import clip_gradients, make_adamw, param_groups, set_step_values
+from sbirbench.runtime.progress import TrainingProgress
 from sbirbench.schedule import cosine
 
 from .records import Tally

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from torch.utils.data import DataLoader
 
-from sbirbench.data import (
+from sbirbench.data.items import (
     EpochSampler,
     ImageItems,
     LoadedBatch,
@@ -21,10 +21,10 @@ from sbirbench.data import (
     make_loader,
     mix_seed,
 )
-from sbirbench.distributed import Context
+from sbirbench.data.pairing import SameClassSampler, SketchPairSampler
 from sbirbench.errors import UserError
 from sbirbench.interfaces import Modality, SBIRDataset, Schedule, Stage
-from sbirbench.pairing import SameClassSampler, SketchPairSampler
+from sbirbench.runtime.distributed import Context
 
 MODALITIES: tuple[Modality, Modality] = ("photo", "sketch")
 

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sbirbench import checkpoint
 from sbirbench.config import config_hash
 from sbirbench.console import Output
-from sbirbench.distributed import Context, agree, broadcast_object
+from sbirbench.data.transforms import train_transform
 from sbirbench.interfaces import Method, SBIRDataset, Stage
-from sbirbench.progress import TrainingProgress
-from sbirbench.transforms import train_transform
+from sbirbench.runtime import checkpoint
+from sbirbench.runtime.distributed import Context, agree, broadcast_object
+from sbirbench.runtime.progress import TrainingProgress
 
 from ..store import RunStore, stage_outputs
 from .loop import StageLoop

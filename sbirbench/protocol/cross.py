@@ -2,7 +2,7 @@
 
 The rule (docs/protocols.md, section 3): every class of the source data set (seen and
 unseen of its split alike) is a training class, except those whose normalised name
-(:func:`sbirbench.classnames.normalize`) equals one of the target's unseen classes.
+(:func:`sbirbench.protocol.classnames.normalize`) equals one of the target's unseen classes.
 ``overlap="drop_train"`` (default) removes them from training, so the target's test set
 is the standard benchmark's; ``"drop_test"`` keeps them for training and removes them
 from the target's test set instead. The dropped classes are recorded by name.
@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from sbirbench.classnames import normalize
 from sbirbench.errors import UserError
 from sbirbench.interfaces import Item, ItemRef, Modality, SBIRDataset, Subset
+from sbirbench.protocol.classnames import normalize
 
 MODALITIES: tuple[Modality, Modality] = ("sketch", "photo")
 

@@ -14,13 +14,13 @@ import json
 from typing import TYPE_CHECKING
 
 from sbirbench.errors import UserError
+from sbirbench.results.rows import PUBLISHED_MARK
 
 if TYPE_CHECKING:  # the command line imports FORMATS; numpy stays out of its start-up
-    from sbirbench.leaderboard import Board, Row
-    from sbirbench.stats import Interval
+    from sbirbench.results.rows import Board, Row
+    from sbirbench.results.stats import Interval
 
 FORMATS = ("rich", "github", "csv", "json", "latex", "html")
-PUBLISHED_MARK = "†"
 NOTE = (
     "mean ± half-width of the 95% t-interval over seeds; time: mean wall time per run "
     "(training + evaluation)"

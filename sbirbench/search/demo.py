@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from sbirbench.errors import UserError
-from sbirbench.search import Searcher
+from sbirbench.search.searcher import Searcher
 
 #: The page's element ids (the browser test finds them by these).
 SKETCH_ID, BUTTON_ID, GALLERY_ID, STATUS_ID = "sketch", "search", "results", "status"

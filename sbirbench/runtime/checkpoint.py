@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from sbirbench import atomic
 from sbirbench.errors import UserError
 from sbirbench.interfaces import Method, Stage
+from sbirbench.runtime import atomic
 
 MODEL_FORMAT = "sbirbench-model/1"
 

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from sbirbench.errors import UserError
 from sbirbench.metrics.names import AP_CONVENTIONS, parse_any_metric
-from sbirbench.protocol_tables import protocol_fields
+from sbirbench.protocol.options import protocol_fields
 
 if TYPE_CHECKING:
-    from sbirbench.cross import CrossOptions
-    from sbirbench.gzs import GZSOptions
-from sbirbench.paths import repo_file
+    from sbirbench.protocol.cross import CrossOptions
+    from sbirbench.protocol.gzs import GZSOptions
+from sbirbench.runtime.paths import repo_file
 
 ENV_FILE = "SBIRBENCH_BENCHMARKS"
 
@@ -60,12 +60,12 @@ class Benchmark:
     published: tuple[PublishedRow, ...] = ()
     test_size: tuple[int, int] | None = None
     #: "zs" (plain zero-shot) or "gzs" (generalised: held-out seen images join the test
-    #: set, by the rule of sbirbench.gzs with the options of the ``gzs`` table).
+    #: set, by the rule of sbirbench.protocol.gzs with the options of the ``gzs`` table).
     protocol: str = "zs"
     gzs: GZSOptions | None = None
     #: FG only: each query's gallery, "class" (its photo's class folder) or "all".
     fg_gallery: str = "class"
-    #: Cross-data-set only: the source data set that trains (sbirbench.cross).
+    #: Cross-data-set only: the source data set that trains (sbirbench.protocol.cross).
     cross: CrossOptions | None = None
 
 
@@ -276,7 +276,7 @@ class _Parser:
         )
 
     def protocol(self, table: dict[str, Any], where: str) -> dict[str, Any]:
-        """The ``protocol`` key and its options table (:mod:`sbirbench.protocol_tables`)."""
+        """The ``protocol`` key and its options table (:mod:`sbirbench.protocol.options`)."""
         return protocol_fields(self, table, where)
 
     def test_size(self, table: dict[str, Any], where: str) -> tuple[int, int] | None:

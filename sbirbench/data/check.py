@@ -140,7 +140,7 @@ def export_images(
     sketch to search with). Files already there are kept, so an interrupted export
     resumes. An image that cannot be read is left out and named in ``unreadable``.
     Returns (written, kept)."""
-    from sbirbench import atomic
+    from sbirbench.runtime import atomic
 
     names = dataset.seen_classes if subset == "train" else dataset.unseen_classes
     written = kept = 0

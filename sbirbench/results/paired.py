@@ -2,7 +2,7 @@
 
 Each run stores its per-query values of the headline metric (``per_query.json``). A row's
 value for a query is the mean over its runs (seeds); the two rows' values are paired by
-query file and compared with :func:`sbirbench.stats.paired_test`.
+query file and compared with :func:`sbirbench.results.stats.paired_test`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from sbirbench.errors import UserError
-from sbirbench.leaderboard import Board, Row
-from sbirbench.stats import PairedTest, paired_test
+from sbirbench.results.rows import Board, Row
+from sbirbench.results.stats import PairedTest, paired_test
 
 PER_QUERY = "per_query.json"
 

@@ -26,13 +26,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sbirbench import atomic
+from sbirbench.data.transforms import eval_transform
 from sbirbench.errors import UserError
 from sbirbench.interfaces import Method, Modality
-from sbirbench.paths import IMAGE_SUFFIXES
 from sbirbench.pipeline.options import RunOptions
 from sbirbench.pipeline.resolve_saved import load_saved, rebuild, resolve_saved
-from sbirbench.transforms import eval_transform
+from sbirbench.runtime import atomic
+from sbirbench.runtime.paths import IMAGE_SUFFIXES
 from sbirbench.weights.files import file_sha256
 
 BLOCK = 256  # photos embedded per forward pass

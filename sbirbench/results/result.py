@@ -234,3 +234,9 @@ def find_results(
 def unfinished_runs(root: Path) -> list[Path]:
     """Run folders under ``root`` that started (``config.json``) but have no result."""
     return sorted(c.parent for c in Path(root).rglob(CONFIG) if not (c.parent / RESULT).exists())
+
+
+def rerank_label(k: object) -> str:
+    """How a result's second ranking is named in tables: "re-ranked, top 100" or
+    "re-ranked, all pairs" (``k`` as results record it: an integer or "all")."""
+    return "re-ranked, all pairs" if k == "all" else f"re-ranked, top {k}"

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from sbirbench.data import EpochSampler, mix_seed
+from sbirbench.data.items import EpochSampler, mix_seed
 from sbirbench.errors import UserError
 
 

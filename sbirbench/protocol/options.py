@@ -4,14 +4,23 @@ options table (``gzs``, ``fg`` or ``cross``; docs/protocols.md)."""
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from sbirbench.cross import CrossOptions
-from sbirbench.gzs import GZSOptions
 from sbirbench.metrics.names import is_accuracy
+from sbirbench.protocol.cross import CrossOptions
+from sbirbench.protocol.gzs import GZSOptions
 
-if TYPE_CHECKING:  # the benchmark file's parser: typed lookups and located failures
-    from sbirbench.benchmarks import _Parser as Parser
+
+class Parser(Protocol):
+    """The benchmark file's parser (:mod:`sbirbench.protocol.benchmarks`): typed lookups
+    and located failures."""
+
+    def get(
+        self, table: dict[str, Any], where: str, key: str, kind: Any, default: Any = ...
+    ) -> Any: ...
+
+    def fail(self, where: str, problem: str) -> None: ...
+
 
 PROTOCOLS = ("zs", "gzs", "fg", "cross")
 

@@ -4,7 +4,8 @@ Rows group runs of the same method and configuration (the seed aside): the mean,
 Student-t interval over seeds, the sample standard deviation, the number of runs and the
 mean wall time per run. Each board has a chance row (the expected metrics of a random
 ranking of its test set, from the results) and the published numbers of benchmarks.toml
-as marked rows. Rendering: :mod:`sbirbench.tables`.
+as marked rows. The rows and boards: :mod:`sbirbench.results.rows`; rendering:
+:mod:`sbirbench.results.tables`.
 """
 
 from __future__ import annotations
@@ -12,64 +13,15 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
-from sbirbench.benchmarks import BenchmarkFile
 from sbirbench.config import config_hash
-from sbirbench.reranker import rerank_label
-from sbirbench.stats import Interval, t_interval
-from sbirbench.tables import PUBLISHED_MARK
+from sbirbench.protocol.benchmarks import BenchmarkFile
+from sbirbench.results.result import rerank_label
+from sbirbench.results.rows import PUBLISHED_MARK, Board, Duplicate, Row
+from sbirbench.results.stats import Interval, t_interval
 
 CHANCE_LABEL = "chance (random ranking)"
-
-
-@dataclass
-class Row:
-    """One table row: measured runs of a configuration, a published result, or chance."""
-
-    label: str
-    runs: int
-    values: dict[str, Interval]
-    std: dict[str, float | None] = field(default_factory=dict)
-    published: bool = False
-    chance: bool = False
-    method: str = ""
-    run_ids: list[str] = field(default_factory=list)
-    run_dirs: list[str] = field(default_factory=list)
-    seconds: float | None = None  # mean wall time per run
-    #: A two-stage method's second ranking: its candidates per query (an integer or "all").
-    rerank_k: object = None
-
-    @property
-    def measured(self) -> bool:
-        return not (self.published or self.chance)
-
-    @property
-    def reranked(self) -> bool:
-        return self.rerank_k is not None
-
-
-@dataclass
-class Board:
-    benchmark: str
-    version: int | None
-    metrics: list[str]
-    rows: list[Row]
-    duplicates: list[Duplicate] = field(default_factory=list)
-
-    @property
-    def title(self) -> str:
-        return f"{self.benchmark}" + (f" (v{self.version})" if self.version is not None else "")
-
-    def best(self) -> dict[str, float]:
-        """Best measured mean per metric (higher is better for every metric)."""
-        out = {}
-        for metric in self.metrics:
-            values = [r.values[metric].mean for r in self.rows if metric in r.values and r.measured]
-            if values:
-                out[metric] = max(values)
-        return out
 
 
 #: Config entries that do not make a different configuration (where and how it ran).
@@ -134,15 +86,6 @@ def _short(key: str) -> str:
     return key
 
 
-@dataclass(frozen=True)
-class Duplicate:
-    """A run of the same configuration and seed as a kept one: shown, never averaged."""
-
-    kept: str
-    dropped: str
-    seed: int
-
-
 def unique_seeds(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[Duplicate]]:
     """One run per seed (the latest finished), and the repeats left out."""
     by_seed: dict[int, list[dict[str, Any]]] = defaultdict(list)
@@ -156,7 +99,7 @@ def unique_seeds(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list
     return kept, duplicates
 
 
-#: The result field of a second retrieval stage (sbirbench.reranker).
+#: The result field of a second retrieval stage (sbirbench.interfaces.Reranker).
 RERANKED = "reranked_metrics"
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sbirbench.errors import UserError
 
 if TYPE_CHECKING:
-    from sbirbench.leaderboard import Board, Row
+    from sbirbench.results.rows import Board, Row
 
 REFERENCE_FORMATS = ("rich", "github", "json")
 NOT_RUN = "not reproduced here"

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Literal
 
 from sbirbench.interfaces import Item, ItemRef, Modality, SBIRDataset, Subset
-from sbirbench.paths import relative_to_root
+from sbirbench.runtime.paths import relative_to_root
 
 MODALITIES: tuple[Modality, Modality] = ("sketch", "photo")
 SHARE = 0.2

@@ -16,9 +16,9 @@ from typing import Any
 
 import pluggy
 
-from sbirbench import hookspecs
 from sbirbench.errors import UserError, debug_enabled
-from sbirbench.registry import Registry
+from sbirbench.plugins import hookspecs
+from sbirbench.plugins.registry import Registry
 
 ENTRY_POINT_GROUP = "sbirbench"
 ALLOW_ENV = "SBIRBENCH_LOAD_PLUGINS"
@@ -198,7 +198,7 @@ def _build_registries(
     breaks the contract or takes a name already taken, is skipped for that kind with a
     warning naming it; the others, built-ins included, still load (``--debug`` raises)."""
     from sbirbench.console import output
-    from sbirbench.contract import CHECKS
+    from sbirbench.plugins.contract import CHECKS
 
     registries: dict[str, Registry[Any]] = {kind: Registry(kind, CHECKS[kind]) for kind in KINDS}
     for kind in KINDS:

@@ -27,7 +27,7 @@ def cache_dir(*parts: str) -> Path:
 def repo_file(name: str) -> Path | None:
     """A top-level file of the source tree (editable installs) or of ``share/sbirbench``
     (wheel installs), or ``None`` when neither exists."""
-    here = Path(__file__).resolve().parent.parent / name
+    here = Path(__file__).resolve().parents[2] / name
     if here.is_file():
         return here
     shared = Path(sys.prefix) / "share" / "sbirbench" / name
