@@ -1,6 +1,9 @@
-"""The run pipeline was rebuilt (issue 15) without changing what a run computes: seed-0
-runs of ce, kd and pskd on the embedded data set give the metrics and the configuration
-hashes that the code before the rebuild wrote (tests/data/, recorded with commit daa15ac).
+"""Refactors (the pipeline of issue 15, the package layout of issue 27) must not change
+what a run computes: seed-0 runs of ce, kd and pskd on the embedded data set give the
+metrics and the configuration hashes recorded in tests/data/ (``python -m
+tests.record_unchanged``, last with commit 74f85c7, when the ``batchnorm`` setting
+changed every configuration hash; its ``auto`` trains these from-scratch runs as before,
+and the short runs' metrics stayed within 1e-3 of the recording of daa15ac).
 The fixtures were recorded with torch's two intra-op threads (the development machine's
 cores); the thread count changes the last bits of float32 sums (one thread moved kd's
 mAP@all by 4e-6), so the runs here use two threads too, whatever the machine.
