@@ -27,6 +27,8 @@ from .options import RunOptions
 from .presets import META, choose_preset, load_presets
 
 STANDARD_METRICS = ("map@all", "map@200", "prec@100", "prec@200")
+#: The backbone options that load pretrained weights, at the values that load none.
+NO_WEIGHTS: dict[str, Any] = {"pretrained": False, "weights": None}
 
 
 @dataclass(frozen=True)
@@ -86,11 +88,7 @@ class RunSpec:
             if "load_weights" in inspect.signature(factory).parameters:
                 factory = functools.partial(factory, load_weights=False)
             else:
-                changes = {
-                    k: v
-                    for k, v in (("pretrained", False), ("weights", None))
-                    if hasattr(config, k)
-                }
+                changes = {k: v for k, v in NO_WEIGHTS.items() if hasattr(config, k)}
                 config = replace(config, **changes)
         return BackboneSpec(self.backbone_name, factory, config)
 
@@ -162,9 +160,7 @@ def resolve_batchnorm(
         )
     if value != "auto":
         return config
-    pretrained = bool(
-        getattr(backbone_config, "pretrained", False) or getattr(backbone_config, "weights", None)
-    )
+    pretrained = any(getattr(backbone_config, k, off) != off for k, off in NO_WEIGHTS.items())
     return replace(config, batchnorm="frozen" if pretrained else "train")
 
 
